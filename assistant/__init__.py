@@ -1,0 +1,1 @@
+"""Answering over the notes: settings, engine, answerers, CLI."""

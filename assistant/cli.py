@@ -1,0 +1,244 @@
+"""The ``notes-assistant`` command line: a thin edge over ``Engine`` (and the answerers).
+
+Errors from the layers below become one line on stderr with exit code 2 here,
+and only here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from assistant.settings import SettingsError, load_settings
+
+__all__ = ["main", "cli"]
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 2000
+
+
+class UserError(click.ClickException):
+    """A bad input or environment: one line on stderr, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _settings(ctx: click.Context, **overrides):
+    try:
+        return load_settings(os.environ, **ctx.obj, **overrides)
+    except SettingsError as e:
+        raise UserError(str(e)) from e
+
+
+def _engine(settings, take_over: bool = False):
+    from assistant.engine import Engine
+
+    return Engine(settings, take_over=take_over)
+
+
+def _known_errors():
+    from ingest.errors import IngestError
+    from vectorstore.errors import IndexError_
+
+    return (IngestError, IndexError_, SettingsError)
+
+
+def _run_guarded(fn):
+    """Call ``fn`` turning our own errors (and a few environment ones) into ``UserError``."""
+    try:
+        return fn()
+    except click.ClickException:
+        raise
+    except _known_errors() as e:
+        raise UserError(str(e)) from e
+    except PermissionError as e:
+        raise UserError(f"permission denied: {e.filename}; fix its permissions or choose another --data-dir") from e
+
+
+def _progress_bar():
+    """A tqdm bar on stderr, created when the first texts are embedded; returns (callback, close)."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc="indexing", unit="chunk", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+
+    return update, close
+
+
+def ensure_index(engine) -> None:
+    """Build or update the index before a query, saying so on stderr."""
+    update, close = _progress_bar()
+    try:
+        report = engine.ensure_index(notify=lambda msg: click.echo(msg, err=True), progress=update)
+    finally:
+        close()
+    if report is not None:
+        click.echo(f"index updated: {report.summary()}", err=True)
+
+
+def clean_query(query: str | None) -> str:
+    """Validate a query: non-empty; longer than the limit is truncated with a notice."""
+    if query is None or not query.strip():
+        raise UserError("the query is empty; ask something, e.g. notes-assistant search \"lambda cold starts\"")
+    query = " ".join(query.split())
+    if len(query) > MAX_QUERY_CHARS:
+        click.echo(f"notice: query truncated to {MAX_QUERY_CHARS} characters", err=True)
+        query = query[:MAX_QUERY_CHARS]
+    return query
+
+
+def read_questions(path: Path) -> list[dict]:
+    """Questions from a JSONL file: one object per line with at least "id" and "question"."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read questions file {path}: {e}") from e
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{number}: not valid JSON ({e.msg})") from e
+        if not isinstance(record, dict) or "id" not in record or not isinstance(record.get("question"), str):
+            raise UserError(f"{path}:{number}: each line needs an \"id\" and a \"question\" string")
+        records.append(record)
+    if not records:
+        raise UserError(f"{path} holds no questions")
+    return records
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "bm25s", "transformers"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--notes", "notes_path", type=click.Path(path_type=Path), help="Notes file or folder (default: notes/).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Index folder (default: .notes-index/).")
+@click.option("--chroma-host", help="Use a Chroma server at this host instead of the embedded store.")
+@click.option("--chroma-port", type=int, help="Chroma server port.")
+@click.option("--chunk-tokens", type=int, help="Maximum tokens per chunk.")
+@click.option("-v", "--verbose", count=True, help="-v for info logs, -vv for debug.")
+@click.pass_context
+def cli(ctx, notes_path, data_dir, chroma_host, chroma_port, chunk_tokens, verbose):
+    """Ask your markdown notes; answers cite the headings and lines they come from."""
+    _setup_logging(verbose)
+    ctx.obj = {
+        k: v
+        for k, v in dict(
+            notes_path=notes_path, data_dir=data_dir, chroma_host=chroma_host, chroma_port=chroma_port,
+            chunk_tokens=chunk_tokens,
+        ).items()
+        if v is not None
+    }
+
+
+@cli.command()
+@click.option("--notes", "notes_path", type=click.Path(path_type=Path), help="Notes file or folder.")
+@click.option("--rebuild", is_flag=True, help="Drop the index and build it again (vectors come from the cache).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+def index(ctx, notes_path, rebuild, as_json):
+    """Index the notes (incremental: only changed notes are re-embedded)."""
+    settings = _settings(ctx, notes_path=notes_path)
+
+    def run():
+        engine = _engine(settings, take_over=rebuild)
+        update, close = _progress_bar()
+        try:
+            return engine.index(rebuild=rebuild, progress=update)
+        finally:
+            close()
+
+    report = _run_guarded(run)
+    for source in report.skipped_files:
+        click.echo(f"warning: skipped {source} (see the log line above for why)", err=True)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        click.echo(
+            f"added {report.added}, updated {report.updated}, deleted {report.deleted}, skipped {report.skipped} "
+            f"({report.embedded} embedded; {report.chunks} chunks from {report.sources} notes) in {report.seconds:.2f}s"
+        )
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("-k", "top_k", type=click.IntRange(1, 100), default=None, help="How many results (default 8).")
+@click.option("--questions", type=click.Path(path_type=Path), help="JSONL file of {\"id\", \"question\"} to search in batch.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", help="Retrieval mode.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def search(ctx, query, top_k, questions, mode, as_json):
+    """Search the notes: ranked sections with heading path and source:start-end."""
+    settings = _settings(ctx, top_k=top_k)
+    if questions is None:
+        query = clean_query(query)
+    elif query is not None:
+        raise UserError("give either a QUERY or --questions FILE, not both")
+    batch = read_questions(questions) if questions is not None else None
+
+    def run():
+        engine = _engine(settings)
+        ensure_index(engine)
+        if batch is None:
+            return [(None, query, engine.search(query, settings.top_k, mode))]
+        out = []
+        for record in batch:
+            q = record["question"]
+            results = engine.search(" ".join(q.split())[:MAX_QUERY_CHARS], settings.top_k, mode) if q.strip() else []
+            out.append((record["id"], q, results))
+        return out
+
+    for record_id, q, results in _run_guarded(run):
+        if as_json or batch is not None and as_json:
+            obj = {"query": q, "results": [r.to_json() for r in results]}
+            if record_id is not None:
+                obj = {"id": record_id, **obj}
+            emit_json(obj)
+        else:
+            if record_id is not None:
+                click.echo(f"## {record_id}: {q}")
+            if not results:
+                click.echo("no results")
+            for r in results:
+                click.echo(f"{r.rank:>2}. {r.heading or r.source}  ({r.source}:{r.start_line}-{r.end_line})  score={r.score:.4f}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Hybrid retrieval: Chroma (dense, cosine) + BM25, fused by weighted reciprocal rank.
+
+The BM25 side is built from what is in Chroma, so a Chroma server stays the single
+source of truth. It lives in an immutable ``Snapshot`` that is rebuilt once per
+index version and swapped in with one assignment: a query never sees a
+half-built index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from vectorstore.bm25 import Bm25Index
+from vectorstore.store import embed_text_of
+
+__all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode", "INDEX_VERSION_KEY"]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "bm25"]
+INDEX_VERSION_KEY = "notes_assistant_index_version"
+SCORE_KINDS = {
+    "hybrid": "rrf (weighted reciprocal-rank fusion; higher is better)",
+    "dense": "cosine similarity (higher is closer)",
+    "bm25": "bm25 (higher is better)",
+}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked chunk. ``score`` is described by ``score_kind``; ``cosine``/``bm25`` are the raw signals."""
+
+    rank: int
+    chunk_id: str
+    source: str
+    heading_path: tuple[str, ...]
+    start_line: int
+    end_line: int
+    score: float
+    score_kind: str
+    text: str
+    cosine: float | None = None
+    bm25: float | None = None
+
+    @property
+    def heading(self) -> str:
+        return " > ".join(self.heading_path)
+
+    def to_json(self) -> dict:
+        return {
+            "rank": self.rank,
+            "source": self.source,
+            "heading_path": list(self.heading_path),
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "score": round(self.score, 6),
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything in the collection at one index version, plus its BM25 index."""
+
+    version: str
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    metadatas: tuple[dict, ...]
+    bm25: Bm25Index
+    position: dict[str, int] = field(repr=False)
+
+    @classmethod
+    def from_collection(cls, collection, version: str) -> "Snapshot":
+        got = collection.get(include=["documents", "metadatas"])
+        ids, texts, metas = got["ids"], got["documents"] or [], got["metadatas"] or []
+        order = sorted(range(len(ids)), key=lambda i: (metas[i]["source"], metas[i]["start_line"], ids[i]))
+        ids = tuple(ids[i] for i in order)
+        texts = tuple(texts[i] for i in order)
+        metas = tuple(dict(metas[i]) for i in order)
+        from langchain_core.documents import Document
+
+        bm25 = Bm25Index([embed_text_of(Document(page_content=t, metadata=m)) for t, m in zip(texts, metas)])
+        return cls(version, ids, texts, metas, bm25, {chunk_id: i for i, chunk_id in enumerate(ids)})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def heading_path_of(meta: dict) -> tuple[str, ...]:
+    heading = meta.get("heading", "")
+    return tuple(heading.split(" > ")) if heading else ()
+
+
+class HybridRetriever:
+    """Dense + BM25 search over one Chroma collection.
+
+    Args:
+        client: the chromadb client (embedded or remote).
+        collection_name: the notes collection.
+        embedder: a ``LocalEmbeddings`` (its ``embed_query_array`` is used).
+        dense_weight / bm25_weight / rrf_k: reciprocal-rank fusion parameters.
+        mmr: drop a result whose lines overlap a better-ranked result of the same source.
+        candidates: how deep each ranking is read before fusing.
+        version_check_seconds: how often another process's re-index is looked for.
+    """
+
+    def __init__(
+        self,
+        client,
+        collection_name: str,
+        embedder,
+        dense_weight: float = 1.0,
+        bm25_weight: float = 1.0,
+        rrf_k: int = 60,
+        mmr: bool = True,
+        candidates: int = 40,
+        version_check_seconds: float = 2.0,
+    ) -> None:
+        self.client = client
+        self.collection_name = collection_name
+        self.collection = None
+        self.embedder = embedder
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+        self.rrf_k = rrf_k
+        self.mmr = mmr
+        self.candidates = candidates
+        self.version_check_seconds = version_check_seconds
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+
+    # -- index version -------------------------------------------------------
+    def _current_version(self) -> str:
+        # Fetched anew each time: a re-index in another process (or a rebuild that
+        # recreated the collection) must be seen here.
+        from chromadb.errors import NotFoundError
+
+        try:
+            self.collection = self.client.get_collection(self.collection_name)
+        except (NotFoundError, ValueError):
+            self.collection = self.client.get_or_create_collection(
+                self.collection_name, configuration={"hnsw": {"space": "cosine"}}
+            )
+        meta = self.collection.metadata or {}
+        return f"{self.collection.id}/{meta.get(INDEX_VERSION_KEY, '')}/{self.collection.count()}"
+
+    def refresh(self, force: bool = False) -> Snapshot:
+        """Rebuild the snapshot if the collection changed (or ``force``); returns the live snapshot."""
+        with self._lock:
+            version = self._current_version()
+            if force or self._snapshot is None or self._snapshot.version != version:
+                started = time.perf_counter()
+                self._snapshot = Snapshot.from_collection(self.collection, version)
+                logger.info(
+                    "bm25 rebuilt chunks=%d version=%s ms=%.0f",
+                    len(self._snapshot), version, (time.perf_counter() - started) * 1000,
+                )
+            self._checked_at = time.monotonic()
+            return self._snapshot
+
+    @property
+    def snapshot(self) -> Snapshot:
+        snap = self._snapshot
+        if snap is None or time.monotonic() - self._checked_at > self.version_check_seconds:
+            snap = self.refresh()
+        return snap
+
+    # -- search --------------------------------------------------------------
+    def dense(self, query_vector: np.ndarray, n: int, snapshot: Snapshot) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) best first, limited to chunks in ``snapshot``."""
+        count = len(snapshot)
+        if not count:
+            return []
+        got = self.collection.query(
+            query_embeddings=[query_vector.tolist()], n_results=min(n, count), include=["distances"]
+        )
+        pairs = zip(got["ids"][0], got["distances"][0])
+        return [(cid, 1.0 - float(dist)) for cid, dist in pairs if cid in snapshot.position]
+
+    def search(self, query: str, k: int = 8, mode: Mode = "hybrid", query_vector: np.ndarray | None = None) -> list[SearchResult]:
+        """Top ``k`` chunks for ``query``.
+
+        ``query_vector`` may be passed when the caller already embedded the query.
+        """
+        snapshot = self.snapshot
+        if not len(snapshot) or not query.strip():
+            return []
+        depth = max(self.candidates, k * 3)
+        dense: list[tuple[str, float]] = []
+        if mode in ("hybrid", "dense"):
+            if query_vector is None:
+                query_vector = self.embedder.embed_query_array(query)
+            dense = self.dense(query_vector, depth, snapshot)
+        lexical: list[tuple[str, float]] = []
+        if mode in ("hybrid", "bm25"):
+            lexical = [(snapshot.ids[i], s) for i, s in snapshot.bm25.top(query, depth)]
+
+        cosine = dict(dense)
+        bm25 = dict(lexical)
+        if mode == "dense":
+            fused = dense
+        elif mode == "bm25":
+            fused = lexical
+        else:
+            scores: dict[str, float] = {}
+            for weight, ranking in ((self.dense_weight, dense), (self.bm25_weight, lexical)):
+                for rank, (cid, _) in enumerate(ranking, start=1):
+                    scores[cid] = scores.get(cid, 0.0) + weight / (self.rrf_k + rank)
+            fused = sorted(scores.items(), key=lambda p: (-p[1], snapshot.position[p[0]]))
+
+        results: list[SearchResult] = []
+        kept_spans: list[tuple[str, int, int]] = []
+        for cid, score in fused:
+            meta = snapshot.metadatas[snapshot.position[cid]]
+            source, start, end = meta["source"], int(meta["start_line"]), int(meta["end_line"])
+            if self.mmr and any(s == source and start <= e and b <= end for s, b, e in kept_spans):
+                continue
+            kept_spans.append((source, start, end))
+            results.append(
+                SearchResult(
+                    rank=len(results) + 1, chunk_id=cid, source=source, heading_path=heading_path_of(meta),
+                    start_line=start, end_line=end, score=float(score), score_kind=SCORE_KINDS[mode],
+                    text=snapshot.texts[snapshot.position[cid]], cosine=cosine.get(cid), bm25=bm25.get(cid),
+                )
+            )
+            if len(results) == k:
+                break
+        return results
