@@ -138,7 +138,27 @@ def _setup_logging(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Subcommands that live in other packages are imported only when invoked (fast cold start)."""
+
+    lazy = {"eval": "evals.cli:eval_command"}
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except ImportError as e:
+                raise UserError(f"the {name} command is not available: {e}") from e
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--notes", "notes_path", type=click.Path(path_type=Path), help="Notes file or folder (default: notes/).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Index folder (default: .notes-index/).")
 @click.option("--chroma-host", help="Use a Chroma server at this host instead of the embedded store.")
@@ -229,6 +249,76 @@ def search(ctx, query, top_k, questions, mode, as_json):
                 click.echo("no results")
             for r in results:
                 click.echo(f"{r.rank:>2}. {r.heading or r.source}  ({r.source}:{r.start_line}-{r.end_line})  score={r.score:.4f}")
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--backend", type=click.Choice(["extractive", "openai", "ollama"]), default=None,
+              help="Answerer (default: extractive, or NOTES_ASSISTANT_BACKEND).")
+@click.option("--questions", type=click.Path(path_type=Path), help="JSONL file of {\"id\", \"question\"[, \"history\"]}.")
+@click.option("-k", "top_k", type=click.IntRange(1, 100), default=None, help="Sections retrieved.")
+@click.option("--llm-base-url", default=None, help="OpenAI-compatible or Ollama base URL.")
+@click.option("--llm-model", default=None, help="LLM model name.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def ask(ctx, question, backend, questions, top_k, llm_base_url, llm_model, as_json):
+    """Answer a question from the notes, with [n] citations (or say the notes don't cover it)."""
+    settings = _settings(ctx, backend=backend, top_k=top_k, llm_base_url=llm_base_url, llm_model=llm_model)
+    if questions is None:
+        question = clean_query(question)
+    elif question is not None:
+        raise UserError("give either a QUESTION or --questions FILE, not both")
+    batch = read_questions(questions) if questions is not None else [{"id": None, "question": question}]
+
+    def run():
+        from assistant.service import Assistant
+
+        engine = _engine(settings)
+        ensure_index(engine)
+        assistant = Assistant(engine, settings)
+        for record in batch:
+            q = record["question"]
+            if not q.strip():
+                yield record, None
+                continue
+            history = record.get("history") if isinstance(record.get("history"), list) else ()
+            yield record, assistant.ask(q, history)
+
+    for record, answer in _run_guarded(lambda: list(run())):
+        if answer is None:
+            emit_json({"id": record["id"], "question": record["question"], "error": "empty question"}) if as_json else \
+                click.echo(f"## {record['id']}: empty question, skipped", err=True)
+            continue
+        for notice in answer.notices:
+            click.echo(f"notice: {notice}", err=True)
+        if as_json:
+            obj = answer.to_json()
+            emit_json({"id": record["id"], **obj} if record["id"] is not None else obj)
+            continue
+        if record["id"] is not None:
+            click.echo(f"## {record['id']}: {record['question']}")
+        if answer.condensed_query != answer.question:
+            click.echo(f"(searched for: {answer.condensed_query})")
+        click.echo(answer.answer)
+        if answer.citations:
+            click.echo("\nSources:")
+            for c in answer.citations:
+                click.echo(f"[{c.n}] {c.heading} ({c.location})")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1; others need NOTES_ASSISTANT_AUTH).")
+@click.option("--port", type=int, default=None, help="Port (default 7860).")
+@click.pass_context
+def serve(ctx, host, port):
+    """Start the web chat (same as `python app.py`)."""
+    args = [sys.executable, "-m", "app"]
+    for flag, value in (("--host", host), ("--port", port), ("--notes", ctx.obj.get("notes_path")),
+                        ("--data-dir", ctx.obj.get("data_dir"))):
+        if value is not None:
+            args += [flag, str(value)]
+    # The web app is its own process entry point (app.py); nothing imports it.
+    os.execv(sys.executable, args)
 
 
 def main() -> None:

@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from langchain_core.documents import Document
+from typing import TYPE_CHECKING
 
 from assistant.settings import Settings
 from ingest import Chunk, NoNotesError, chunk_note, read_notes
-from vectorstore import HybridRetriever, IndexReport, Indexer, Mode, SearchResult, load_embedder, make_client
+from vectorstore.client import make_client
 from vectorstore.errors import CorruptIndexError
+from vectorstore.retriever import HybridRetriever, Mode, SearchResult
+
+if TYPE_CHECKING:  # the indexing side (langchain-chroma, sentence-transformers) loads only when used
+    from langchain_core.documents import Document
+
+    from vectorstore.indexer import IndexReport, Indexer
 
 __all__ = ["Engine", "IndexStatus", "chunk_document", "DATA_DIR_MARKER"]
 
@@ -27,8 +33,10 @@ DATA_DIR_MARKER = "NOTES_ASSISTANT_INDEX"
 logger = logging.getLogger(__name__)
 
 
-def chunk_document(chunk: Chunk) -> Document:
+def chunk_document(chunk: Chunk) -> "Document":
     """A chunk as the langchain ``Document`` that gets indexed (metadata per the index contract)."""
+    from langchain_core.documents import Document
+
     return Document(
         id=chunk.chunk_id,
         page_content=chunk.text,
@@ -73,11 +81,15 @@ class Engine:
         self._indexer: Indexer | None = None
         self._retriever: HybridRetriever | None = None
         self._index_lock = threading.Lock()
+        self._unit_embeddings = None
+        self._query_encoder = None
 
     # -- components, built lazily and once -----------------------------------
     @property
     def embedder(self):
         if self._embedder is None:
+            from vectorstore.embeddings import load_embedder
+
             self._embedder = load_embedder(self.settings.model_path, self.settings.embedding_batch_size)
         return self._embedder
 
@@ -91,6 +103,8 @@ class Engine:
     @property
     def indexer(self) -> Indexer:
         if self._indexer is None:
+            from vectorstore.indexer import Indexer
+
             self._indexer = Indexer(
                 self.client, self.settings.collection, self._check_data_dir(), lambda: self.embedder, self.model_name,
                 self.settings.cache_dir,
@@ -102,9 +116,55 @@ class Engine:
         if self._retriever is None:
             s = self.settings
             self._retriever = HybridRetriever(
-                self.client, s.collection, self.embedder, s.dense_weight, s.bm25_weight, s.rrf_k, s.mmr
+                self.client, s.collection, self.query_encoder, s.dense_weight, s.bm25_weight, s.rrf_k, s.mmr
             )
         return self._retriever
+
+    @property
+    def query_encoder(self):
+        """What embeds queries: the numpy encoder when the model allows (no torch import), else the model."""
+        if self._query_encoder is None:
+            from vectorstore.query_encoder import NumpyQueryEncoder
+
+            path = self.settings.model_path
+            self._query_encoder = NumpyQueryEncoder(path) if NumpyQueryEncoder.supports(path) else self.embedder
+        return self._query_encoder
+
+    def embed_query(self, text: str):
+        """The query's normalised vector (numpy array)."""
+        return self.query_encoder.embed_query_array(text)
+
+    @property
+    def unit_embeddings(self):
+        """Embeddings for answer units, through the on-disk content-hash cache."""
+        if self._unit_embeddings is None:
+            from vectorstore.embeddings import LazyEmbeddings, cached_embedder
+
+            # Lazy: answering reads units from the cache and should not load torch for that.
+            lazy = LazyEmbeddings(lambda: self.embedder)
+            self._unit_embeddings, _ = cached_embedder(lazy, self.settings.cache_dir, self.model_name)
+        return self._unit_embeddings
+
+    def _warm_units(self, documents: list[Document], phase) -> int:
+        """Embed every answer unit of ``documents`` into the cache, so answering embeds only the query.
+
+        Returns how many units missed the cache (were embedded now).
+        """
+        from assistant.extractive import unit_text, units_of
+        from vectorstore.embeddings import cached_embedder
+
+        texts = [
+            unit_text(d.metadata["heading"], text)
+            for d in documents
+            for _, _, text in units_of(d.page_content, d.metadata["start_line"])
+        ]
+        cached, counter = cached_embedder(self.embedder, self.settings.cache_dir, self.model_name)
+        tick = phase(len(documents), len(texts))
+        for start in range(0, len(texts), 128):
+            batch = texts[start : start + 128]
+            cached.embed_documents(batch)
+            tick(len(batch))
+        return counter.embedded
 
     @property
     def model_name(self) -> str:
@@ -186,6 +246,8 @@ class Engine:
             current = {n.source: n.content_hash for n in notes}
             removed = sorted(set(known) - set(current))
             changed = [n for n in notes if full or known.get(n.source) != n.content_hash]
+            from vectorstore.indexer import IndexReport
+
             report = IndexReport(sources=len(notes), skipped_files=[s.source for s in skipped])
 
             if changed or removed:
@@ -198,17 +260,24 @@ class Engine:
                     for n in to_chunk
                     for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)
                 ]
-                total = len(documents)
-                done = [0]
+                # Progress in two phases of equal weight: chunks (ticked per text embedded),
+                # then answer units (ticked per unit, from cache or embedded).
+                total = 2 * len(documents)
 
-                def tick(n: int) -> None:
-                    done[0] += n
-                    if progress:
-                        progress(done[0], total)
+                def phase(offset: int, size: int):
+                    done = [0]
 
-                run = indexer.sync(documents, cleanup, tick)
+                    def tick(n: int) -> None:
+                        done[0] += n
+                        if progress:
+                            progress(offset + min(len(documents), done[0] * len(documents) // max(1, size)), total)
+
+                    return tick
+
+                run = indexer.sync(documents, cleanup, phase(0, len(documents)))
+                units_embedded = self._warm_units(documents, phase)
                 report.added, report.updated, report.deleted = run.added, run.updated, run.deleted
-                report.skipped, report.embedded = run.skipped, run.embedded
+                report.skipped, report.embedded = run.skipped, run.embedded + units_embedded
                 report.changed_sources = sorted(n.source for n in changed)
                 report.removed_sources = removed
                 unchanged_chunks = sum(

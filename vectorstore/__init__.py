@@ -1,10 +1,10 @@
-"""Embeddings, Chroma, BM25 and hybrid retrieval over chunk documents."""
+"""Embeddings, Chroma, BM25 and hybrid retrieval over chunk documents.
 
-from vectorstore.embeddings import LocalEmbeddings, load_embedder
-from vectorstore.errors import CorruptIndexError, IndexNotBuiltError, StoreUnavailableError
-from vectorstore.indexer import IndexReport, Indexer
-from vectorstore.retriever import HybridRetriever, Mode, SearchResult, Snapshot
-from vectorstore.store import NotesChroma, make_client
+Names are imported lazily (PEP 562): the query path must not pay for
+langchain-chroma or sentence-transformers imports it does not use.
+"""
+
+from importlib import import_module
 
 __all__ = [
     "LocalEmbeddings", "load_embedder",
@@ -13,3 +13,17 @@ __all__ = [
     "HybridRetriever", "Mode", "SearchResult", "Snapshot",
     "NotesChroma", "make_client",
 ]
+
+_WHERE = {
+    "LocalEmbeddings": "embeddings", "load_embedder": "embeddings",
+    "CorruptIndexError": "errors", "IndexNotBuiltError": "errors", "StoreUnavailableError": "errors",
+    "IndexReport": "indexer", "Indexer": "indexer",
+    "HybridRetriever": "retriever", "Mode": "retriever", "SearchResult": "retriever", "Snapshot": "retriever",
+    "NotesChroma": "store", "make_client": "client",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"vectorstore.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'vectorstore' has no attribute {name!r}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["Bm25Index", "analyze"]
+__all__ = ["Bm25Index", "analyze", "analyze_many"]
 
 
 @lru_cache(maxsize=1)
@@ -25,6 +26,13 @@ def _analyze_cached(text: str) -> tuple[str, ...]:
     return tuple(tokens[0])
 
 
+def analyze_many(texts: list[str]) -> list[list[str]]:
+    """``analyze`` for many texts in one bm25s call (much faster than one call per text)."""
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
 def analyze(text: str) -> list[str]:
     """Lower-cased, stop-word-free, stemmed terms — the same analysis BM25 uses.
 
@@ -40,8 +48,10 @@ class Bm25Index:
     def __init__(self, texts: list[str]) -> None:
         import bm25s
 
+        # bm25s sets its own logger to DEBUG on import; keep its chatter out of our logs.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.size = len(texts)
-        analyzed = [analyze(t) for t in texts] if texts else []
+        analyzed = analyze_many(texts) if texts else []
         self.doc_freq: Counter[str] = Counter()
         for terms in analyzed:
             self.doc_freq.update(set(terms))

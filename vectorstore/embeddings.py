@@ -13,7 +13,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-__all__ = ["LocalEmbeddings", "load_embedder", "cached_embedder", "CountingEmbeddings"]
+__all__ = ["LocalEmbeddings", "LazyEmbeddings", "load_embedder", "cached_embedder", "CountingEmbeddings"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,19 @@ def load_embedder(model_path: str, batch_size: int = 64) -> LocalEmbeddings:
             model = LocalEmbeddings(model_path, batch_size)
             _models[model_path] = model
         return model
+
+
+class LazyEmbeddings(Embeddings):
+    """Defers loading the model until a text really has to be embedded (a cache miss)."""
+
+    def __init__(self, factory) -> None:
+        self.factory = factory
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.factory().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.factory().embed_query(text)
 
 
 class CountingEmbeddings(Embeddings):

@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from langchain_core.documents import Document
+from typing import TYPE_CHECKING
 
-from vectorstore.embeddings import cached_embedder
+from vectorstore.client import COLLECTION_CONFIGURATION
 from vectorstore.errors import CorruptIndexError
 from vectorstore.retriever import INDEX_VERSION_KEY
-from vectorstore.store import open_store
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
 
 __all__ = ["Indexer", "IndexReport", "MANIFEST_NAME", "RECORDS_NAME"]
 
@@ -64,7 +66,7 @@ class IndexReport:
         return asdict(self)
 
 
-def chunk_key(document: Document) -> str:
+def chunk_key(document: "Document") -> str:
     """The record-manager key of a chunk document: its stable chunk id."""
     return document.metadata["chunk_id"]
 
@@ -130,6 +132,10 @@ class Indexer:
         return self._record_manager
 
     def store(self, progress=None):
+        """The langchain vector store over the collection, embedding through the cache."""
+        from vectorstore.embeddings import cached_embedder
+        from vectorstore.store import open_store
+
         cached, counter = cached_embedder(self.get_embedder(), self.cache_dir, self.model_name, progress)
         return open_store(self.client, self.collection_name, cached), counter
 
@@ -187,7 +193,7 @@ class Indexer:
         collection.modify(metadata={**(collection.metadata or {}), INDEX_VERSION_KEY: uuid.uuid4().hex})
 
     def collection(self):
-        return self.client.get_or_create_collection(self.collection_name, configuration={"hnsw": {"space": "cosine"}})
+        return self.client.get_or_create_collection(self.collection_name, configuration=COLLECTION_CONFIGURATION)
 
     def count(self) -> int:
         return self.collection().count()

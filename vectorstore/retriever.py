@@ -17,7 +17,8 @@ from typing import Literal
 import numpy as np
 
 from vectorstore.bm25 import Bm25Index
-from vectorstore.store import embed_text_of
+from vectorstore.text import embed_text
+from vectorstore.client import COLLECTION_CONFIGURATION
 
 __all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode", "INDEX_VERSION_KEY"]
 
@@ -83,9 +84,7 @@ class Snapshot:
         ids = tuple(ids[i] for i in order)
         texts = tuple(texts[i] for i in order)
         metas = tuple(dict(metas[i]) for i in order)
-        from langchain_core.documents import Document
-
-        bm25 = Bm25Index([embed_text_of(Document(page_content=t, metadata=m)) for t, m in zip(texts, metas)])
+        bm25 = Bm25Index([embed_text(m.get("heading", ""), t) for t, m in zip(texts, metas)])
         return cls(version, ids, texts, metas, bm25, {chunk_id: i for i, chunk_id in enumerate(ids)})
 
     def __len__(self) -> int:
@@ -146,7 +145,7 @@ class HybridRetriever:
             self.collection = self.client.get_collection(self.collection_name)
         except (NotFoundError, ValueError):
             self.collection = self.client.get_or_create_collection(
-                self.collection_name, configuration={"hnsw": {"space": "cosine"}}
+                self.collection_name, configuration=COLLECTION_CONFIGURATION
             )
         meta = self.collection.metadata or {}
         return f"{self.collection.id}/{meta.get(INDEX_VERSION_KEY, '')}/{self.collection.count()}"

@@ -1,4 +1,4 @@
-"""Chroma: one client built from settings (embedded or server), one collection in cosine space.
+"""The notes collection as a langchain vector store (what the indexing API writes to).
 
 ``NotesChroma`` is ``langchain_chroma.Chroma`` with one change: it embeds each
 chunk *with its heading path* on the first line while storing the chunk's
@@ -8,45 +8,22 @@ original lines as the document text.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
 
-from vectorstore.errors import StoreUnavailableError
+from vectorstore.text import embed_text
+from vectorstore.client import COLLECTION_CONFIGURATION
 
-__all__ = ["make_client", "NotesChroma", "open_store", "embed_text_of"]
+__all__ = ["NotesChroma", "open_store", "embed_text_of"]
 
 logger = logging.getLogger(__name__)
 
 
-def make_client(data_dir: Path, host: str = "", port: int = 8000):
-    """A chromadb client: ``PersistentClient`` under ``data_dir/chroma``, or ``HttpClient`` when ``host`` is set.
-
-    Telemetry is switched off here, by the product, so no call leaves the machine.
-    """
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if host:
-        try:
-            return chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
-        except Exception as e:  # chromadb raises plain ValueError/ConnectionError variants
-            raise StoreUnavailableError(
-                f"cannot reach the Chroma server at {host}:{port} ({e}); start it with "
-                f"`chroma run --path DIR --host {host} --port {port}` or unset NOTES_ASSISTANT_CHROMA_HOST"
-            ) from e
-    path = Path(data_dir) / "chroma"
-    path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-
-
 def embed_text_of(document: Document) -> str:
     """Heading path on the first line, then the chunk text (what is embedded and BM25-indexed)."""
-    heading = document.metadata.get("heading", "")
-    return f"{heading}\n{document.page_content}" if heading else document.page_content
+    return embed_text(document.metadata.get("heading", ""), document.page_content)
 
 
 class NotesChroma(Chroma):
@@ -75,5 +52,5 @@ def open_store(client, collection: str, embeddings) -> NotesChroma:
         client=client,
         collection_name=collection,
         embedding_function=embeddings,
-        collection_configuration={"hnsw": {"space": "cosine"}},
+        collection_configuration=COLLECTION_CONFIGURATION,
     )

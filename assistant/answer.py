@@ -1,0 +1,116 @@
+"""What an answer is: markdown with ``[n]`` markers, the citations they point to, and how it was made."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+__all__ = ["Citation", "Answer", "RESET", "NOT_COVERED", "viewer_link", "escape_html", "CITATION_MARKER"]
+
+NOT_COVERED = "Your notes don't seem to cover this."
+CITATION_MARKER = re.compile(r"\[(\d{1,3})\]")
+
+
+class _Reset:
+    """Streamed when text already sent must be dropped (an LLM failed mid-answer)."""
+
+    def __repr__(self) -> str:
+        return "RESET"
+
+
+RESET = _Reset()
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where ``[n]`` points: a line span of a note and the quoted text."""
+
+    n: int
+    source: str
+    heading_path: tuple[str, ...]
+    start_line: int
+    end_line: int
+    text: str
+
+    @property
+    def heading(self) -> str:
+        return " › ".join(self.heading_path) or self.source
+
+    @property
+    def location(self) -> str:
+        return f"{self.source}:{self.start_line}-{self.end_line}"
+
+    def to_json(self, with_text: bool = False) -> dict:
+        out = {
+            "n": self.n,
+            "source": self.source,
+            "heading_path": list(self.heading_path),
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+        }
+        if with_text:
+            out["text"] = self.text
+        return out
+
+
+@dataclass
+class Answer:
+    """One reply. ``answer`` is markdown whose ``[n]`` markers index ``citations``."""
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    abstained: bool
+    backend: str
+    condensed_query: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # e.g. "LLM unreachable: fell back to extractive"
+    flagged: bool = False  # an LLM answer without one valid citation
+    evidence: dict = field(default_factory=dict)
+
+    def to_json(self, with_text: bool = False) -> dict:
+        """The ``ask --json`` contract (``with_text`` adds each citation's quoted text)."""
+        out = {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "backend": self.backend,
+            "condensed_query": self.condensed_query,
+            "citations": [c.to_json(with_text) for c in self.citations],
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+        if self.notices:
+            out["notices"] = list(self.notices)
+        if self.flagged:
+            out["flagged"] = True
+        return out
+
+
+def viewer_link(source: str, start_line: int, end_line: int) -> str:
+    """The web viewer URL of a line span (``/notes/<source>?lines=A-B#LA``)."""
+    return f"/notes/{quote(source)}?lines={start_line}-{end_line}#L{start_line}"
+
+
+_CODE = re.compile(r"(`+)(?:.*?)\1|^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\2[`~]*\s*$", re.S | re.M)
+
+
+def escape_html(markdown: str) -> str:
+    """Escape ``<``/``>``/``&`` outside code so raw HTML from notes or an LLM renders as text.
+
+    Code spans and fenced blocks are left alone: markdown never interprets HTML there.
+
+    >>> escape_html("a <b>x</b> `<i>`")
+    'a &lt;b&gt;x&lt;/b&gt; `<i>`'
+    """
+    out, last = [], 0
+    for match in _CODE.finditer(markdown):
+        out.append(_escape(markdown[last : match.start()]))
+        out.append(match.group())
+        last = match.end()
+    out.append(_escape(markdown[last:]))
+    return "".join(out)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

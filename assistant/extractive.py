@@ -1,0 +1,200 @@
+"""The LLM-free answerer: pick the best bullets of the best sections, cite each.
+
+From the top retrieved chunks it cuts *answer units* (a bullet with its
+sub-bullets, a paragraph, a whole code block), scores each against the question
+— cosine similarity of the embeddings, IDF-weighted term overlap, and the rank
+of its chunk — picks a few with maximal marginal relevance so two units never
+say the same thing, and renders them in note order under a one-line lead. The
+only words it adds are the lead template; everything else is the notes' own
+markdown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import textwrap
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.answer import Citation, escape_html
+from ingest import count_tokens, split_units
+from vectorstore import SearchResult
+from vectorstore.bm25 import analyze
+
+__all__ = ["ExtractiveAnswerer", "Draft", "Unit", "unit_text", "units_of"]
+
+# Weights of the unit score; calibrated on the golden set (README "Extractive answerer").
+W_COSINE, W_OVERLAP, W_RANK = 0.55, 0.30, 0.15
+MMR_LAMBDA = 0.75
+
+
+@dataclass(frozen=True)
+class Unit:
+    result: SearchResult
+    start_line: int
+    end_line: int
+    text: str
+
+
+@dataclass
+class Draft:
+    """An answer before the assistant wraps it: markdown + citations."""
+
+    answer: str
+    citations: list[Citation]
+
+
+def unit_text(heading: str, text: str) -> str:
+    """What is embedded for an answer unit: its heading path, then its lines."""
+    return f"{heading}\n{text}"
+
+
+def units_of(text: str, start_line: int) -> list[tuple[int, int, str]]:
+    """Non-blank answer units of a chunk (see ``ingest.split_units``)."""
+    return [u for u in split_units(text, start_line) if u[2].strip()]
+
+
+class _VectorCache:
+    """A bounded, thread-safe, in-memory cache of unit embeddings keyed by text hash.
+
+    It sits in front of ``embeddings`` (normally the on-disk content-hash cache that
+    indexing pre-fills with every unit, so a query embeds nothing but itself).
+    """
+
+    def __init__(self, capacity: int = 20000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, embedder, texts: list[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        with self._lock:
+            missing = [i for i, k in enumerate(keys) if k not in self._items]
+        if missing:
+            vectors = np.asarray(embedder.embed_documents([texts[i] for i in missing]), dtype=np.float32)
+            with self._lock:
+                for i, vector in zip(missing, vectors):
+                    self._items[keys[i]] = vector
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        with self._lock:
+            return np.stack([self._items[k] for k in keys])
+
+
+class ExtractiveAnswerer:
+    """Answers by quoting the notes.
+
+    Args:
+        embeddings: a langchain ``Embeddings`` for answer units; the engine passes its
+            content-hash cache, which indexing pre-fills.
+        max_units: most units in one answer.
+        max_tokens: token budget of the quoted units.
+        sections: how many top chunks are mined for units.
+    """
+
+    name = "extractive"
+
+    def __init__(self, embeddings, max_units: int = 4, max_tokens: int = 320, sections: int = 5) -> None:
+        self.embeddings = embeddings
+        self.max_units = max_units
+        self.max_tokens = max_tokens
+        self.sections = sections
+        self._cache = _VectorCache()
+
+    def units(self, results: list[SearchResult]) -> list[Unit]:
+        out = []
+        for result in results[: self.sections]:
+            for start, end, text in units_of(result.text, result.start_line):
+                out.append(Unit(result, start, end, text))
+        return out
+
+    def select(self, question: str, query_vector: np.ndarray, results: list[SearchResult], doc_freq, corpus_size: int) -> list[Unit]:
+        """The chosen units, best-first by MMR (see module doc)."""
+        units = self.units(results)
+        if not units:
+            return []
+        vectors = self._cache.embed(self.embeddings, [unit_text(u.result.heading, u.text) for u in units])
+        cosine = vectors @ np.asarray(query_vector, dtype=np.float32)
+
+        def idf(term: str) -> float:
+            return math.log(1 + corpus_size / (1 + doc_freq.get(term, 0)))
+
+        q_terms = {t for t in analyze(question) if doc_freq.get(t)}
+        q_weight = sum(idf(t) for t in q_terms) or 1.0
+        rank_of = {r.chunk_id: i for i, r in enumerate(results)}
+        scores = []
+        for unit, cos in zip(units, cosine):
+            u_terms = set(analyze(f"{unit.result.heading} {unit.text}"))
+            overlap = sum(idf(t) for t in q_terms & u_terms) / q_weight
+            prior = 1.0 / (1.0 + 0.5 * rank_of[unit.result.chunk_id])
+            scores.append(W_COSINE * float(cos) + W_OVERLAP * overlap + W_RANK * prior)
+        scores = np.asarray(scores)
+
+        chosen: list[int] = []
+        best = float(scores.max())
+        budget = self.max_tokens
+        candidates = [i for i in np.argsort(-scores) if scores[i] >= 0.75 * best]
+        while candidates and len(chosen) < self.max_units:
+            def mmr(i: int) -> float:
+                redundancy = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
+                return MMR_LAMBDA * scores[i] - (1 - MMR_LAMBDA) * redundancy
+
+            pick = max(candidates, key=mmr)
+            candidates.remove(pick)
+            if chosen and max(float(vectors[pick] @ vectors[j]) for j in chosen) > 0.92:
+                continue  # near-duplicate of a chosen unit
+            tokens = count_tokens(units[pick].text)
+            if chosen and tokens > budget:
+                continue
+            chosen.append(pick)
+            budget -= tokens
+        return [units[i] for i in chosen]
+
+    def answer(self, question: str, query_vector, results: list[SearchResult], doc_freq, corpus_size: int) -> Draft:
+        """Render the selected units with a lead line and one citation per chunk."""
+        chosen = self.select(question, query_vector, results, doc_freq, corpus_size)
+        if not chosen:
+            return Draft("", [])
+        # Group by chunk, groups in order of their best unit, units in note order.
+        groups: dict[str, list[Unit]] = {}
+        for unit in chosen:
+            groups.setdefault(unit.result.chunk_id, []).append(unit)
+        citations: list[Citation] = []
+        blocks: list[str] = []
+        for n, units in enumerate(groups.values(), start=1):
+            units.sort(key=lambda u: u.start_line)
+            result = units[0].result
+            citations.append(
+                Citation(
+                    n, result.source, result.heading_path, units[0].start_line, units[-1].end_line,
+                    "\n".join(u.text for u in units),
+                )
+            )
+            for unit in units:
+                blocks.append(_render_unit(unit.text, n))
+        headings = list(dict.fromkeys(c.heading for c in citations))
+        lead = "From your notes on " + " and ".join(f"**{escape_html(h)}**" for h in headings[:3]) + ":"
+        return Draft(lead + "\n\n" + "\n\n".join(blocks), citations)
+
+
+def _render_unit(text: str, n: int) -> str:
+    """A unit as a markdown list item ending with its ``[n]``.
+
+    >>> _render_unit("- **a** b", 1)
+    '- **a** b [1]'
+    >>> _render_unit("plain sentence.", 2)
+    '- plain sentence. [2]'
+    """
+    body = textwrap.dedent(text).strip("\n")
+    stripped = body.lstrip()
+    marker = f"[{n}]"
+    if stripped.startswith(("```", "~~~")) or body.rstrip().endswith(("```", "~~~")):
+        # A fence must stay a fence: the marker goes on its own line after it.
+        return escape_html(body) + f"\n\n{marker}"
+    if not stripped.startswith(("- ", "* ", "+ ")) and not stripped[:4].rstrip(".)").isdigit():
+        body = "- " + body.replace("\n", "\n  ")
+    return escape_html(body) + f" {marker}"

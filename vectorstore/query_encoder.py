@@ -1,0 +1,126 @@
+"""A numpy forward pass of a BERT sentence-transformers model, for embedding *queries* fast.
+
+Why hand-written: on our 2-core machines importing torch + sentence-transformers
+takes ~10 s, which would make every ``notes-assistant ask`` wait that long before
+answering. Documents are still embedded by sentence-transformers at index time;
+a query (a few dozen tokens) needs one small forward pass, which numpy does in
+milliseconds after a ~0.3 s start. ``tests/test_query_encoder.py`` asserts the
+vectors equal sentence-transformers' to within 1e-5.
+
+Only BERT models with mean pooling and normalisation (all-MiniLM-L6-v2, the
+bundled default) qualify; ``NumpyQueryEncoder.supports`` says whether a model
+does, and callers fall back to sentence-transformers otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["NumpyQueryEncoder"]
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf by Abramowitz & Stegun 7.1.26 (max error 1.5e-7), vectorised."""
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-x * x))
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+class NumpyQueryEncoder:
+    """Embeds one text at a time with the weights of a local BERT sentence-transformers model."""
+
+    def __init__(self, model_path: str) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        path = Path(model_path)
+        config = json.loads((path / "config.json").read_text())
+        st_config = json.loads((path / "sentence_bert_config.json").read_text())
+        self.heads = int(config["num_attention_heads"])
+        self.layers = int(config["num_hidden_layers"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.max_length = int(st_config.get("max_seq_length", 256))
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+        weights = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
+        # Linear weights stored transposed once, contiguous: x @ W.T on a view is several times slower.
+        self.w = {
+            k: np.ascontiguousarray(v.T) if k.endswith(".weight") and v.ndim == 2 and k.startswith("encoder.") else v
+            for k, v in weights.items()
+        }
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def supports(model_path: str) -> bool:
+        """True for a BERT model with mean pooling + Normalize stored as safetensors."""
+        path = Path(model_path)
+        try:
+            config = json.loads((path / "config.json").read_text())
+            modules = json.loads((path / "modules.json").read_text())
+            pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        types = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+        return (
+            config.get("model_type") == "bert"
+            and config.get("hidden_act") == "gelu"
+            and types == ["Transformer", "Pooling", "Normalize"]
+            and pooling.get("pooling_mode_mean_tokens") is True
+            and not any(pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens"))
+            and (path / "model.safetensors").exists()
+            and (path / "tokenizer.json").exists()
+        )
+
+    def encode(self, text: str) -> np.ndarray:
+        """The normalised sentence embedding of ``text`` (float32, shape (dim,))."""
+        ids = np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)
+        w = self.w
+        n = len(ids)
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:n]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        dim = x.shape[-1]
+        head_dim = dim // self.heads
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def linear(h: np.ndarray, name: str) -> np.ndarray:
+                return h @ w[p + name + ".weight"] + w[p + name + ".bias"]
+
+            q = linear(x, "attention.self.query").reshape(n, self.heads, head_dim).transpose(1, 0, 2)
+            k = linear(x, "attention.self.key").reshape(n, self.heads, head_dim).transpose(1, 0, 2)
+            v = linear(x, "attention.self.value").reshape(n, self.heads, head_dim).transpose(1, 0, 2)
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(head_dim)
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            context = (scores @ v).transpose(1, 0, 2).reshape(n, dim)
+            x = _layer_norm(
+                linear(context, "attention.output.dense") + x,
+                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], self.eps,
+            )
+            h = linear(x, "intermediate.dense")
+            h = 0.5 * h * (1.0 + _erf(h / np.sqrt(2.0)))
+            x = _layer_norm(
+                linear(h, "output.dense") + x,
+                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps,
+            )
+        pooled = x.mean(0)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+
+    embed_query_array = encode  # the interface HybridRetriever expects of a query embedder
