@@ -28,7 +28,15 @@ def _isolate_env(monkeypatch):
 
 @pytest.fixture(scope="session")
 def embedding_cache(tmp_path_factory) -> Path:
-    """One content-hash embedding cache for the whole session: each text is embedded once."""
+    """One content-hash embedding cache for the whole session: each text is embedded once.
+
+    ``NA_TEST_EMBEDDING_CACHE`` (developers only, never set in CI) names a cache
+    that outlives the session, to iterate faster.
+    """
+    keep = os.environ.get("NA_TEST_EMBEDDING_CACHE")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        return Path(keep)
     return tmp_path_factory.mktemp("embedding-cache")
 
 
