@@ -128,9 +128,10 @@ def _blocks(lines: list[str], first_line: int, code: list[tuple[int, int]]) -> l
 
 def _split_line(line_no: int, text: str, max_tokens: int) -> list[_Piece]:
     """Cut one over-long line between sentences, then between words."""
-    units = [u for u in _SENTENCE_END.split(text.strip()) if u]
-    if len(units) == 1:
-        units = text.split()
+    units: list[str] = []
+    for sentence in (u for u in _SENTENCE_END.split(text.strip()) if u):
+        # A sentence that alone is over budget is cut between words.
+        units.extend(sentence.split() if count_tokens(sentence) > max_tokens else [sentence])
     out: list[_Piece] = []
     current: list[str] = []
     for unit in units:
