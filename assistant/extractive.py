@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import textwrap
 import threading
 from collections import OrderedDict
@@ -53,9 +54,12 @@ def unit_text(heading: str, text: str) -> str:
     return f"{heading}\n{text}"
 
 
+_HTML_COMMENT = re.compile(r"^\s*<!--.*?-->\s*$", re.S)
+
+
 def units_of(text: str, start_line: int) -> list[tuple[int, int, str]]:
-    """Non-blank answer units of a chunk (see ``ingest.split_units``)."""
-    return [u for u in split_units(text, start_line) if u[2].strip()]
+    """Answer units of a chunk (see ``ingest.split_units``), minus blank ones and bare HTML comments."""
+    return [u for u in split_units(text, start_line) if u[2].strip() and not _HTML_COMMENT.match(u[2])]
 
 
 class _VectorCache:
