@@ -100,7 +100,9 @@ class Assistant:
             try:
                 condensed = llm.condense(question, history) or condensed
             except Exception as e:  # noqa: BLE001 - any backend failure degrades to the deterministic rewrite
-                notices.append(f"{backend} backend unavailable ({_reason(e)}); used the offline follow-up rewrite.")
+                # The answer call would hit the same endpoint: go offline for the whole turn.
+                notices.append(f"{backend} backend unavailable ({_reason(e)}); showing the offline extractive answer instead.")
+                logger.info("llm backend=%s condense failed: %s", backend, e)
                 llm = None
         timings["condense"] = _ms(t)
 
@@ -117,7 +119,7 @@ class Assistant:
         t = time.perf_counter()
         citations: list[Citation] = []
         flagged = False
-        used_backend = backend
+        used_backend = backend if llm is not None else "extractive"
         if evidence.abstain or not results:
             text = _not_covered(results)
             abstained = True
@@ -127,18 +129,22 @@ class Assistant:
             text = ""
             if llm is not None:
                 try:
-                    for delta in llm.stream(question, condensed, results):
+                    # The sources the prompt numbers (best-ranked that fit the context): [n] is sources[n-1].
+                    sources = llm.fit_sources(question, condensed, results)
+                    for delta in llm.stream(question, condensed, sources):
                         text += delta
                         yield delta
-                    text, citations, dropped = llm.finalize(text, results)
+                    text, citations, dropped = llm.finalize(text, sources)
                     if dropped:
                         notices.append(f"Removed citation markers that point to no source: {', '.join(dropped)}.")
-                    if not citations:
+                    if not citations and _says_not_covered(text):
+                        text, abstained = _not_covered(results), True
+                    elif not citations:
                         flagged = True
                         notices.append("This answer cites none of your notes; treat it with care.")
                 except Exception as e:  # noqa: BLE001 - the endpoint's failure must not reach the user raw
                     notices.append(f"{backend} backend unavailable ({_reason(e)}); showing the offline extractive answer instead.")
-                    logger.warning("llm backend=%s failed: %s", backend, e)
+                    logger.info("llm backend=%s failed: %s", backend, e)
                     if text:
                         yield RESET  # streaming consumers drop the partial LLM text
                     text, llm, used_backend = "", None, "extractive"
@@ -162,6 +168,12 @@ class Assistant:
             flagged=flagged,
             evidence=_evidence_json(evidence),
         )
+
+
+def _says_not_covered(text: str) -> bool:
+    from assistant.llm import says_not_covered
+
+    return says_not_covered(text)
 
 
 def _reason(error: Exception) -> str:
