@@ -1,1 +1,8 @@
-"""Answer-quality evaluation."""
+"""Answer-quality evaluation: golden questions → retrieval and answer metrics, reports, comparisons.
+
+Entry points: ``notes-assistant eval`` (``evals.cli``) and ``evals.runner.run_eval``
+(the web app's Evals tab). The bundled golden set is ``evals/datasets/golden.jsonl``.
+Submodules are imported on use: ranx, numba and matplotlib are slow to import.
+"""
+
+__all__ = ["charts", "cli", "compare", "dataset", "errors", "metrics", "report", "runner", "scoring", "sweep"]

@@ -1,0 +1,241 @@
+"""``notes-assistant eval``: run the golden set (or any dataset), write the report, enforce floors.
+
+Registered lazily by ``assistant.cli`` (``eval`` → ``evals.cli:eval_command``), so
+ranx, numba and matplotlib load only when an eval runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from assistant.cli import UserError, _engine, _run_guarded, _settings, emit_json, ensure_index
+from evals.errors import EvalError
+
+__all__ = ["eval_command", "default_dataset", "default_out_dir", "parse_floors", "missed_floors"]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("extractive", "openai", "ollama")
+
+
+def default_dataset() -> Path:
+    """The bundled golden set."""
+    import evals
+
+    return Path(evals.__file__).parent / "datasets" / "golden.jsonl"
+
+
+def default_out_dir(now: datetime | None = None) -> Path:
+    """``evals/reports/<YYYYmmdd-HHMMSS>/`` next to the evals package (gitignored); never an existing folder."""
+    import evals
+
+    root = Path(evals.__file__).parent / "reports"
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    path, n = root / stamp, 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{n}"
+    return path
+
+
+def parse_floors(specs: tuple[str, ...], valid: list[str]) -> dict[str, float]:
+    """``("hit@5=0.9",)`` → ``{"hit@5": 0.9}``; a bad spec or unknown metric is a ``UserError`` (exit 2)."""
+    floors: dict[str, float] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or math.isnan(number):
+            raise UserError(f"--min {spec!r}: write METRIC=VALUE, e.g. --min hit@5=0.9")
+        if name not in valid:
+            raise UserError(f"--min {spec!r}: unknown metric {name!r}; valid metrics: {', '.join(valid)}")
+        floors[name] = number
+    return floors
+
+
+def missed_floors(summary: dict, floors: dict[str, float]) -> list[str]:
+    """One line per floor not met (an undefined metric misses its floor)."""
+    missed = []
+    for name, floor in floors.items():
+        value = summary.get(name)
+        if value is None:
+            missed.append(f"{name} is not defined for this dataset (floor {floor})")
+        elif value < floor:
+            missed.append(f"{name} = {value:.4f} < {floor}")
+    return missed
+
+
+def _bar(desc: str):
+    """A tqdm bar on stderr for questions; returns (callback, close)."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="q", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+            state.clear()
+
+    return update, close
+
+
+def _summary_text(result) -> str:
+    from evals.report import SUMMARY_ROWS, fmt
+
+    m = result.metrics
+    lines = [(f"{m['counts']['questions']} questions ({m['counts']['answerable']} answerable), "
+              f"{m['counts']['passed']} passed, in {m['timing_s']['total']:.1f} s")]
+    lines += [f"  {name:<22}{fmt(m['summary'].get(name)):>8}" for name in SUMMARY_ROWS]
+    for mode, values in m["retrieval"].items():
+        if mode != "hybrid":
+            lines.append(f"  {mode}: " + "  ".join(f"{k} {fmt(v)}" for k, v in values.items()))
+    lat = m["latency_ms"].get("total")
+    if lat:
+        lines.append(f"  latency total p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms")
+    if result.out_dir is not None:
+        lines.append(f"report: {result.out_dir / 'report.md'}")
+    return "\n".join(lines)
+
+
+def _warn_skipped(dataset) -> None:
+    for problem in dataset.problems:
+        click.echo(f"warning: {dataset.path}:{problem.line}: {problem.message} (line skipped)", err=True)
+
+
+@click.command("eval")
+@click.option("--dataset", "dataset_path", type=click.Path(path_type=Path), default=None,
+              help="JSONL dataset (default: the bundled golden set).")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Answerer to evaluate (default: settings).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Report folder (default: evals/reports/<timestamp>/).")
+@click.option("--compare", "compare_dir", type=click.Path(path_type=Path), default=None,
+              help="A previous report folder: print deltas, significance and pass→fail flips.")
+@click.option("--min", "floors", multiple=True, metavar="METRIC=VALUE",
+              help="Exit 1 when METRIC is below VALUE (repeatable), e.g. --min hit@5=0.9.")
+@click.option("--ablate", is_flag=True, help="Also score dense-only and BM25-only retrieval.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="SETTING=V1,V2,…",
+              help="Evaluate each value (repeatable: all combinations), e.g. --sweep chunk_tokens=128,256,384.")
+@click.option("--llm-base-url", default=None, help="OpenAI-compatible or Ollama base URL (LLM backends).")
+@click.option("--llm-model", default=None, help="LLM model name (LLM backends).")
+@click.option("--json", "as_json", is_flag=True, help="Print only the metrics object as JSON on stdout.")
+@click.pass_context
+def eval_command(ctx, dataset_path, backend, out_dir, compare_dir, floors, ablate, sweeps, llm_base_url, llm_model,
+                 as_json):
+    """Measure retrieval and answer quality on a question set; write metrics, report and charts."""
+    from evals.metrics import metric_names
+
+    settings = _settings(ctx, backend=backend, llm_base_url=llm_base_url, llm_model=llm_model)
+    floors = parse_floors(floors, metric_names(ablate))
+    dataset_path = dataset_path or default_dataset()
+    out_dir = out_dir or default_out_dir()
+    if sweeps:
+        if compare_dir is not None or floors:
+            raise UserError("--sweep prints a comparison table; run --compare/--min without --sweep")
+        return _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json)
+    previous = None
+    if compare_dir is not None:
+        from evals.compare import load_run
+
+        try:
+            previous = load_run(compare_dir)
+        except EvalError as e:
+            raise UserError(str(e)) from e
+
+    def run():
+        from assistant.service import Assistant
+        from evals.dataset import corpus_lines, load_dataset
+        from evals.runner import execute
+
+        engine = _engine(settings)
+        ensure_index(engine)
+        dataset = load_dataset(dataset_path, corpus_lines(settings.notes_path))
+        _warn_skipped(dataset)
+        update, close = _bar("eval")
+        try:
+            return execute(Assistant(engine, settings), dataset_path, out_dir, ablate, backend, update, previous,
+                           dataset)
+        finally:
+            close()
+
+    result = _guarded(run)
+    _warn_fallbacks(result.metrics)
+    if as_json:
+        emit_json(result.metrics)
+    else:
+        click.echo(_summary_text(result))
+        if result.metrics.get("compare"):
+            from evals.compare import format_comparison
+
+            click.echo(format_comparison(result.metrics["compare"]))
+    missed = missed_floors(result.metrics["summary"], floors)
+    for line in missed:
+        click.echo(f"floor missed: {line}", err=True)
+    if missed:
+        ctx.exit(1)
+
+
+def _warn_fallbacks(metrics: dict) -> None:
+    """Say so when an LLM backend was asked for but answers came from the extractive fallback."""
+    wanted = metrics["config"]["backend"]
+    fallback = metrics["backends_used"].get("extractive", 0)
+    if wanted != "extractive" and fallback:
+        click.echo(f"warning: {fallback} of {metrics['counts']['questions']} answers came from the extractive fallback "
+                   f"({wanted} was unavailable for them; see \"notices\" in per_question.jsonl)", err=True)
+
+
+def _guarded(fn):
+    try:
+        return _run_guarded(fn)
+    except EvalError as e:
+        raise UserError(str(e)) from e
+    except ImportError as e:  # an optional backend's package is missing
+        raise UserError(f"cannot run the eval: {e}; install the missing package or choose --backend extractive") from e
+
+
+def _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json) -> None:
+    from evals.report import write_json
+    from evals.sweep import format_sweep_table, parse_sweeps, run_sweep, sweep_configs
+
+    try:
+        configs = sweep_configs(parse_sweeps(sweeps))
+    except EvalError as e:
+        raise UserError(str(e)) from e
+    click.echo(f"sweep: {len(configs)} configurations on {dataset_path}", err=True)
+    bars: list = []
+
+    def progress_factory(label: str):
+        for close in bars:
+            close()
+        update, close = _bar(label)
+        bars.append(close)
+        return update
+
+    try:
+        results = _guarded(lambda: run_sweep(settings, dataset_path, configs, out_dir, backend, ablate,
+                                             prepare=ensure_index, progress_factory=progress_factory))
+    finally:
+        for close in bars:
+            close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "sweep.json", results)
+    (out_dir / "sweep.md").write_text("# Sweep\n\n" + format_sweep_table(results, markdown=True), encoding="utf-8")
+    if as_json:
+        emit_json({"sweep": results})
+    else:
+        click.echo(format_sweep_table(results))
+        click.echo(f"reports: {out_dir}")
