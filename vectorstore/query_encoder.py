@@ -38,6 +38,27 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
+_blas_limited = False
+
+
+def _single_threaded_blas() -> None:
+    """Limit numpy's BLAS to one thread for this process, once.
+
+    Every numpy product on the query path is tiny (tens of rows); with 2 BLAS threads
+    on a busy 2-core machine they wait on each other (measured: one query 277 ms with
+    the default pool vs 76 ms with one thread). torch keeps its own thread pool.
+    """
+    global _blas_limited
+    if _blas_limited:
+        return
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it we only lose speed
+        return
+    ThreadpoolController().limit(limits=1, user_api="blas")
+    _blas_limited = True
+
+
 class NumpyQueryEncoder:
     """Embeds one text at a time with the weights of a local BERT sentence-transformers model."""
 
@@ -62,6 +83,7 @@ class NumpyQueryEncoder:
             for k, v in weights.items()
         }
         self._lock = threading.Lock()
+        _single_threaded_blas()
 
     @staticmethod
     def supports(model_path: str) -> bool:
