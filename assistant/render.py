@@ -1,0 +1,303 @@
+"""Markdown from notes and LLMs → HTML that is safe to put in a page.
+
+Two locks on one door: markdown-it renders with raw HTML disabled (``<script>``
+in a note becomes the text ``<script>``), then ``nh3`` cleans the result against
+an allow-list (no ``script``/``style``/``iframe``/``img``, no ``on*`` attributes,
+links only ``http(s)``/``mailto`` or relative). Everything the web UI shows that
+came from a note or a model goes through ``sanitize_html`` last.
+
+The answer HTML uses ``na-*`` classes; ``ANSWER_CSS`` styles them.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+
+import nh3
+
+from assistant.answer import CITATION_MARKER, Answer, Citation, viewer_link
+
+__all__ = [
+    "ANSWER_CSS", "ALLOWED_TAGS", "sanitize_html", "render_markdown", "answer_html", "streaming_html",
+    "question_html", "search_html", "error_html", "worst_html", "index_status_html", "header_html",
+    "index_report_html", "report_html",
+]
+
+ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "small", "span", "strong", "sub",
+    "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul", "button",
+})
+_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "span": {"title"},
+    "ol": {"start"},
+    "th": {"align"},
+    "td": {"align"},
+    "button": {"type", "title"},
+}
+# ``class`` is allowed only through this map: only our own class names survive, so a note or a
+# model cannot style its text into looking like one of our notices.
+_CLASSES = {
+    "a": {"na-cite", "na-src"},
+    "span": {"na-path", "na-loc", "na-score", "na-muted"},
+    "div": {"na-answer", "na-body", "na-note", "na-warn", "na-searched", "na-quote", "na-error", "na-search",
+            "na-foot", "na-hit", "na-pending", "na-worst"},
+    "details": {"na-sources"},
+    "button": {"na-copy"},
+}
+_URL_SCHEMES = {"http", "https", "mailto"}
+
+
+@lru_cache(maxsize=1)
+def _cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags={"script", "style", "iframe", "object", "embed", "template", "noscript", "svg", "math"},
+        attributes={tag: set(attrs) for tag, attrs in _ATTRIBUTES.items()},
+        allowed_classes={tag: set(names) for tag, names in _CLASSES.items()},
+        url_schemes=set(_URL_SCHEMES),
+        link_rel="noopener noreferrer",
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+        strip_comments=True,
+    )
+
+
+def sanitize_html(fragment: str) -> str:
+    """Clean an HTML fragment against the allow-list.
+
+    >>> sanitize_html('<a href="javascript:alert(1)" onclick="x()">hi</a><script>alert(1)</script>')
+    '<a target="_blank" rel="noopener noreferrer">hi</a>'
+    """
+    return _cleaner().clean(fragment)
+
+
+def _link_citations(state) -> None:
+    """markdown-it core rule: ``[n]`` in text becomes a link to the cited lines (not inside links or code)."""
+    citations: Mapping[int, Citation] = state.env.get("citations") or {}
+    if not citations:
+        return
+    from markdown_it.token import Token
+
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        out, depth = [], 0
+        for tok in block.children:
+            depth += tok.type == "link_open"
+            depth -= tok.type == "link_close"
+            if tok.type != "text" or depth or not CITATION_MARKER.search(tok.content):
+                out.append(tok)
+                continue
+            last = 0
+            for match in CITATION_MARKER.finditer(tok.content):
+                cite = citations.get(int(match.group(1)))
+                if cite is None:
+                    continue
+                if match.start() > last:
+                    out.append(Token("text", "", 0, content=tok.content[last : match.start()]))
+                href = viewer_link(cite.source, cite.start_line, cite.end_line)
+                out.append(Token("link_open", "a", 1, attrs={
+                    "href": href, "class": "na-cite", "title": f"{cite.heading} ({cite.location})"}))
+                out.append(Token("text", "", 0, content=match.group()))
+                out.append(Token("link_close", "a", -1))
+                last = match.end()
+            if last < len(tok.content):
+                out.append(Token("text", "", 0, content=tok.content[last:]))
+        block.children = out
+
+
+def _image_as_text(self, tokens, idx, options, env) -> str:
+    # Images would fetch remote URLs from the reader's browser (we are offline-first): show the alt text.
+    alt = self.renderInlineAsText(tokens[idx].children or [], options, env)
+    return f"[image: {html.escape(alt)}]" if alt else "[image]"
+
+
+@lru_cache(maxsize=1)
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.core.ruler.push("na_citations", _link_citations)
+    md.add_render_rule("image", _image_as_text)
+    return md
+
+
+def render_markdown(text: str, citations: Iterable[Citation] = ()) -> str:
+    """Markdown → sanitized HTML; ``[n]`` markers that match a citation link to the viewer.
+
+    >>> render_markdown("**hi** <b>x</b>")
+    '<p><strong>hi</strong> &lt;b&gt;x&lt;/b&gt;</p>\\n'
+    """
+    env = {"citations": {c.n: c for c in citations}}
+    return sanitize_html(_markdown().render(text or "", env))
+
+
+def _esc(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def question_html(question: str) -> str:
+    """A user's question, shown as plain text."""
+    return f'<div class="na-body">{_esc(question)}</div>'
+
+
+def streaming_html(partial: str) -> str:
+    """The answer while it streams (markers are linked once the citations are known)."""
+    body = render_markdown(partial) if partial.strip() else "<p>Searching your notes…</p>"
+    return sanitize_html(f'<div class="na-answer na-pending"><div class="na-body">{body}</div></div>')
+
+
+def error_html(message: str) -> str:
+    return sanitize_html(f'<div class="na-answer"><div class="na-error">{_esc(message)}</div></div>')
+
+
+def _sources_html(citations: Sequence[Citation]) -> str:
+    items = []
+    for c in citations:
+        href = _esc(viewer_link(c.source, c.start_line, c.end_line))
+        items.append(
+            f'<li><a class="na-src" href="{href}">[{c.n}]</a> <span class="na-path">{_esc(c.heading)}</span> '
+            f'<span class="na-loc">{_esc(c.location)}</span>'
+            f'<div class="na-quote">{render_markdown(c.text)}</div></li>'
+        )
+    summary = f"<summary>Sources ({len(citations)})</summary>"
+    return f'<details class="na-sources">{summary}<ol>{"".join(items)}</ol></details>'
+
+
+def answer_html(answer: Answer) -> str:
+    """The full reply bubble: notices, the searched-for query, the answer with linked markers, sources."""
+    parts = ['<div class="na-answer">']
+    if answer.abstained:
+        parts.append('<div class="na-note">Not found in your notes — nothing matched well enough to answer. '
+                     "Try other words, or check the closest sections below.</div>")
+    for notice in answer.notices:
+        parts.append(f'<div class="na-warn">{_esc(notice)}</div>')
+    if answer.condensed_query and answer.condensed_query != answer.question:
+        parts.append(f'<div class="na-searched">Searched for: <em>{_esc(answer.condensed_query)}</em></div>')
+    parts.append(f'<div class="na-body">{render_markdown(answer.answer, answer.citations)}</div>')
+    if answer.citations:
+        parts.append(_sources_html(answer.citations))
+    total = answer.timings_ms.get("total")
+    timing = f" · {total:.0f} ms" if total is not None else ""
+    parts.append(f'<div class="na-foot"><span class="na-muted">{_esc(answer.backend)}{timing}</span> '
+                 '<button class="na-copy" type="button" title="Copy this answer">Copy</button></div>')
+    parts.append("</div>")
+    return sanitize_html("".join(parts))
+
+
+def search_html(query: str, results: Sequence) -> str:
+    """Search-only mode: ranked sections with heading path and ``source:start-end`` links."""
+    if not results:
+        return sanitize_html('<div class="na-answer"><div class="na-note">No matching sections.</div></div>')
+    items = []
+    for r in results:
+        href = _esc(viewer_link(r.source, r.start_line, r.end_line))
+        heading = " › ".join(r.heading_path) or r.source
+        snippet = r.text if len(r.text) <= 400 else r.text[:400].rsplit(" ", 1)[0] + " …"
+        items.append(
+            f'<li><div class="na-hit"><a class="na-src" href="{href}">{_esc(heading)}</a> '
+            f'<span class="na-loc">{_esc(r.source)}:{r.start_line}-{r.end_line}</span> '
+            f'<span class="na-score">{_esc(f"{r.score:.4f}")}</span></div>'
+            f'<div class="na-quote">{render_markdown(snippet)}</div></li>'
+        )
+    return sanitize_html(
+        f'<div class="na-answer na-search"><div class="na-searched">Search only — top {len(results)} sections for '
+        f'<em>{_esc(query)}</em> (score: weighted reciprocal-rank fusion, higher is better)</div>'
+        f'<ol>{"".join(items)}</ol></div>'
+    )
+
+
+def worst_html(rows: Sequence) -> str:
+    """The worst-scoring eval questions as a table (rows are dicts or dataclasses; cells shown as text)."""
+    import dataclasses
+
+    dicts = [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(r) for r in rows or ()]
+    if not dicts:
+        return ""
+    columns = list(dicts[0])
+
+    def cell(value) -> str:
+        text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        text = f"{value:.3f}" if isinstance(value, float) else text
+        return _esc(text if len(text) <= 240 else text[:240] + " …")
+
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(d.get(c, ''))}</td>" for c in columns) + "</tr>" for d in dicts)
+    return sanitize_html(
+        f'<div class="na-worst"><details><summary>The {len(dicts)} worst questions, with the answers given</summary>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></details></div>"
+    )
+
+
+def report_html(markdown: str) -> str:
+    """An eval report (markdown) without its image section: the web UI shows the charts in a gallery."""
+    kept = [line for line in markdown.split("\n") if not line.startswith("![") and line.strip() != "## Charts"]
+    return render_markdown("\n".join(kept))
+
+
+def index_status_html(status, notes_path, embedding_model: str) -> str:
+    """The Index panel's table from an ``IndexStatus`` (files, chunks, last indexed, stale or not)."""
+    changed = status.stale_sources + status.new_sources + status.removed_sources
+    if not status.indexed:
+        state = "not indexed yet — press Re-index"
+    elif status.stale:
+        state = "stale: " + (", ".join(changed[:5]) + (" …" if len(changed) > 5 else "") or "settings changed")
+    else:
+        state = "up to date"
+    rows = [("Notes", status.sources), ("Chunks", status.chunks), ("Last indexed", status.last_indexed or "never"),
+            ("State", state), ("Notes folder", notes_path), ("Embedding model", embedding_model)]
+    cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    return f'<table class="na-status">{cells}</table>'
+
+
+def header_html(status) -> str:
+    """The page header with a one-line index summary."""
+    stale = " · <b>index stale</b> (see the Index tab)" if status.stale else ""
+    return (f'<div class="na-header"><h1>Notes assistant</h1><p>Answers from your notes, with citations to the '
+            f'lines they come from · {status.sources} notes · {status.chunks} chunks{stale}</p></div>')
+
+
+def index_report_html(report) -> str:
+    """What a Re-index run did (an ``IndexReport``): added/updated/deleted/skipped counts."""
+    text = (f"**Re-indexed** in {report.seconds:.1f} s: added **{report.added}**, updated **{report.updated}**, "
+            f"deleted **{report.deleted}**, skipped **{report.skipped}** (unchanged) · {report.chunks} chunks "
+            f"from {report.sources} notes.")
+    changed = report.changed_sources + report.removed_sources
+    if changed:
+        text += "\n\nChanged: " + ", ".join(f"`{source}`" for source in changed)
+    return render_markdown(text)
+
+
+ANSWER_CSS = """
+.na-answer { display: flex; flex-direction: column; gap: .45rem; }
+.na-answer, .na-answer *, .na-body { white-space: normal; }
+.na-answer pre, .na-answer pre * { white-space: pre-wrap; }
+.na-body p { margin: .25rem 0; }
+.na-body ul, .na-body ol, .na-quote ul { margin: .25rem 0 .25rem 1.1rem; }
+.na-cite { font-size: .8em; font-weight: 600; text-decoration: none; padding: 0 .15em; border-radius: 4px;
+  background: var(--color-accent-soft, #eef2ff); vertical-align: super; line-height: 1; }
+.na-note, .na-warn, .na-error, .na-searched { font-size: .88em; padding: .35rem .6rem; border-radius: 6px; }
+.na-note { background: #fff7e6; border-left: 3px solid #f59e0b; color: #6b4500; }
+.na-warn { background: #fdecea; border-left: 3px solid #e11d48; color: #7f1d1d; }
+.na-error { background: #fdecea; border-left: 3px solid #e11d48; color: #7f1d1d; }
+.na-searched { background: var(--block-background-fill, #f6f6f8); color: var(--body-text-color-subdued, #555); }
+.na-sources { font-size: .9em; border-top: 1px solid var(--border-color-primary, #e5e7eb); padding-top: .3rem; }
+.na-sources summary { cursor: pointer; font-weight: 600; }
+.na-sources ol, .na-search ol { list-style: none; margin: .3rem 0 0 0; padding: 0; }
+.na-sources li, .na-search li { margin: .4rem 0; }
+.na-path { font-weight: 600; }
+.na-loc { font-family: var(--font-mono, monospace); font-size: .85em; color: var(--body-text-color-subdued, #666); }
+.na-score { font-size: .8em; color: var(--body-text-color-subdued, #777); }
+.na-quote { margin: .2rem 0 0 .2rem; padding: .1rem .6rem; border-left: 3px solid var(--border-color-primary, #ddd);
+  color: var(--body-text-color-subdued, #444); max-height: 12rem; overflow: auto; }
+.na-foot { display: flex; align-items: center; justify-content: space-between; font-size: .78em; }
+.na-muted { color: var(--body-text-color-subdued, #888); }
+.na-copy { font-size: .95em; padding: .05rem .5rem; border-radius: 5px; cursor: pointer;
+  border: 1px solid var(--border-color-primary, #ddd); background: transparent; color: inherit; }
+.na-pending .na-body { opacity: .8; }
+"""
