@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test index bench eval clean
+.PHONY: run test index bench bench-load eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ index: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/index_and_search.py
 	$(VENV)/bin/python bench/ask_latency.py
+
+bench-load: $(STAMP)
+	$(VENV)/bin/python bench/load_test.py
 
 eval: $(STAMP)
 	$(VENV)/bin/notes-assistant eval

@@ -52,11 +52,16 @@ def discover(notes_path: Path) -> list[Path]:
     if notes_path.is_file():
         return [notes_path]
     files = []
+    root = notes_path.resolve()
     for path in notes_path.rglob("*"):
         rel = path.relative_to(notes_path)
         if any(part.startswith(".") for part in rel.parts) or path.name.endswith("~"):
             continue
         if path.suffix.lower() in NOTE_SUFFIXES and path.is_file():
+            if not path.resolve().is_relative_to(root):
+                # A symlink out of the notes folder would put foreign files into answers.
+                logger.warning("skipped source=%s reason=symlink points outside the notes folder", rel.as_posix())
+                continue
             files.append(path)
     return sorted(files)
 

@@ -201,3 +201,15 @@ def test_every_nonblank_line_is_in_exactly_one_section_and_chunks_stay_inside(li
         section = owner[chunk.start_line]
         assert section.start_line <= chunk.start_line <= chunk.end_line <= section.end_line
         assert chunk.heading_path == section.heading_path
+
+
+def test_symlinks_out_of_the_notes_folder_are_not_indexed(tmp_path):
+    outside = tmp_path / "secret.md"
+    outside.write_text("# Secret\n- password hunter2")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "ok.md").write_text("# Ok")
+    (notes / "link.md").symlink_to(outside)
+    (notes / "inner-link.md").symlink_to(notes / "ok.md")
+    read, _ = read_notes(notes)
+    assert [n.source for n in read] == ["inner-link.md", "ok.md"]
