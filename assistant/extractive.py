@@ -18,6 +18,7 @@ import textwrap
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,9 +58,14 @@ def unit_text(heading: str, text: str) -> str:
 _HTML_COMMENT = re.compile(r"^\s*<!--.*?-->\s*$", re.S)
 
 
-def units_of(text: str, start_line: int) -> list[tuple[int, int, str]]:
-    """Answer units of a chunk (see ``ingest.split_units``), minus blank ones and bare HTML comments."""
-    return [u for u in split_units(text, start_line) if u[2].strip() and not _HTML_COMMENT.match(u[2])]
+@lru_cache(maxsize=8192)
+def units_of(text: str, start_line: int) -> tuple[tuple[int, int, str], ...]:
+    """Answer units of a chunk (see ``ingest.split_units``), minus blank ones and bare HTML comments.
+
+    Cached: the same top chunks come back for many questions, and cutting them
+    re-parses markdown.
+    """
+    return tuple(u for u in split_units(text, start_line) if u[2].strip() and not _HTML_COMMENT.match(u[2]))
 
 
 class _VectorCache:
