@@ -53,7 +53,7 @@ def _write_corpus(root: Path) -> Path:
     (notes / "deep" / "er" / "space name.md").write_text("# Deep\n\n## Nested heading\n\nMarmots whistle.\n")
     (notes / ".hidden.md").write_text(f"# Hidden\n\n{SECRET}\n")  # on disk, but never indexed
     (root / "secret.md").write_text(f"# Secret\n\n{SECRET}\n")
-    (notes / "escape.md").symlink_to(root / "secret.md")  # the reader follows it: indexed, must not be served
+    (notes / "escape.md").symlink_to(root / "secret.md")  # the reader skips it; the viewer must refuse it too
     return notes
 
 
@@ -166,7 +166,7 @@ TRAVERSALS = [
     "/notes/guide.md%00.png",  # NUL byte
     "/notes/deep/../../secret.md",  # dot-dot after a real folder
     "/notes/./guide.md",  # a non-canonical spelling of an indexed source
-    "/notes/escape.md",  # indexed, but a symlink out of the notes root
+    "/notes/escape.md",  # a symlink out of the notes root
     "/notes/.hidden.md",  # inside the root, not indexed
     "/notes/notes.md",  # does not exist
 ]
@@ -179,13 +179,14 @@ def test_viewer_refuses_everything_but_indexed_notes_inside_the_root(client, cor
     assert SECRET.encode() not in body
 
 
-def test_symlink_out_of_the_root_is_indexed_yet_never_served(client, corpus):
+def test_symlink_out_of_the_root_is_neither_indexed_nor_served(client, corpus):
     _, assistant, _ = corpus
     from assistant.viewer import resolve_note
 
     sources = {m["source"] for m in assistant.engine.retriever.snapshot.metadatas}
-    assert "escape.md" in sources  # so the 404 above comes from the root check, not from the index check
-    assert resolve_note(corpus[0].notes_path, "escape.md", sources) is None
+    assert "escape.md" not in sources  # the reader refuses symlinks out of the notes folder
+    # Even if an older index held it, the viewer's own root check refuses to serve it.
+    assert resolve_note(corpus[0].notes_path, "escape.md", sources | {"escape.md"}) is None
     assert resolve_note(corpus[0].notes_path, "guide.md", sources) == (corpus[0].notes_path / "guide.md").resolve()
 
 
@@ -196,7 +197,7 @@ def test_healthz_reports_the_index(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     health = response.json()
-    assert health["sources"] == 4 and health["chunks"] >= 4  # guide, xss, deep/er/space name, escape
+    assert health["sources"] == 3 and health["chunks"] >= 3  # guide, xss, deep/er/space name (escape.md skipped)
     assert health["stale"] is False and health["indexed"] is True
     assert health["last_indexed"] and health["backend"] == "extractive"
     assert "MiniLM" in health["embedding_model"]
