@@ -182,30 +182,120 @@ def cli(ctx, notes_path, data_dir, chroma_host, chroma_port, chunk_tokens, verbo
 @cli.command()
 @click.option("--notes", "notes_path", type=click.Path(path_type=Path), help="Notes file or folder.")
 @click.option("--rebuild", is_flag=True, help="Drop the index and build it again (vectors come from the cache).")
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts (or the --check report) as JSON.")
+@click.option("--watch", is_flag=True, help="Keep running: re-index about a second after notes change (Ctrl-C stops).")
+@click.option("--debounce", type=click.FloatRange(0.05, 60.0), default=1.0, show_default=True,
+              help="With --watch: seconds of quiet after a change before re-indexing.")
+@click.option("--check", is_flag=True, help="Verify that record manager, Chroma and the files agree; exit 1 on problems.")
+@click.option("--repair", is_flag=True, help="Fix what --check finds (cached vectors are not re-embedded).")
+@click.option("--no-wait", is_flag=True, help="Fail at once when another indexer is running (default: wait for it).")
 @click.pass_context
-def index(ctx, notes_path, rebuild, as_json):
-    """Index the notes (incremental: only changed notes are re-embedded)."""
+def index(ctx, notes_path, rebuild, as_json, watch, debounce, check, repair, no_wait):
+    """Index the notes (incremental: only changed notes are re-embedded).
+
+    Only one process writes an index at a time; others wait for it (or fail with
+    --no-wait). An interrupted run is completed by the next one.
+    """
     settings = _settings(ctx, notes_path=notes_path)
+    if rebuild + check + repair > 1:
+        raise UserError("use only one of --rebuild, --check and --repair")
+    if watch and (check or repair):
+        raise UserError("--watch keeps the index up to date; run --check or --repair separately")
+    lock_timeout = 0 if no_wait else None
 
-    def run():
-        engine = _engine(settings, take_over=rebuild)
-        update, close = _progress_bar()
-        try:
-            return engine.index(rebuild=rebuild, progress=update)
-        finally:
-            close()
+    def waiting(holder: str) -> None:
+        click.echo(f"another indexer is running ({holder}); waiting for it to finish…", err=True)
 
-    report = _run_guarded(run)
+    engine = _index_guarded(lambda: _engine(settings, take_over=rebuild), settings)
+    if check or repair:
+        repaired = None
+        if repair:
+            repaired = _index_guarded(lambda: _with_progress(
+                lambda update: engine.repair(update, lock_timeout=lock_timeout, notify=waiting)), settings)
+        result = _index_guarded(lambda: engine.check(lock_timeout=lock_timeout, notify=waiting), settings)
+        if as_json:
+            emit_json({**result.to_json(), **({"repair": repaired.to_json()} if repaired else {})})
+        else:
+            if repaired is not None:
+                click.echo(f"repaired: {_describe(repaired)}")
+            for line in result.lines():
+                click.echo(line)
+        ctx.exit(0 if result.ok else 1)
+
+    report = _index_guarded(lambda: _with_progress(
+        lambda update: engine.index(rebuild=rebuild, progress=update, lock_timeout=lock_timeout, notify=waiting)), settings)
     for source in report.skipped_files:
         click.echo(f"warning: skipped {source} (see the log line above for why)", err=True)
     if as_json:
         emit_json(report.to_json())
     else:
-        click.echo(
-            f"added {report.added}, updated {report.updated}, deleted {report.deleted}, skipped {report.skipped} "
-            f"({report.embedded} embedded; {report.chunks} chunks from {report.sources} notes) in {report.seconds:.2f}s"
-        )
+        click.echo(_describe(report))
+    if watch:
+        _watch(engine, settings, debounce, as_json)
+
+
+def _index_guarded(fn, settings):
+    """``_run_guarded``, plus a Chroma server that went away mid-run as one line with the fix."""
+    from vectorstore.client import is_connection_error, server_unavailable
+
+    try:
+        return _run_guarded(fn)
+    except Exception as e:
+        if settings.server_mode and is_connection_error(e):
+            raise UserError(str(server_unavailable(settings.chroma_host, settings.chroma_port, e))) from e
+        raise
+
+
+def _with_progress(fn):
+    update, close = _progress_bar()
+    try:
+        return fn(update)
+    finally:
+        close()
+
+
+def _describe(report) -> str:
+    """One line of counts, e.g. ``added 1, updated 0, deleted 1, skipped 812 (0 embedded; …) in 0.31s``."""
+    line = (
+        f"added {report.added}, updated {report.updated}, deleted {report.deleted}, skipped {report.skipped} "
+        f"({report.embedded} embedded; {report.chunks} chunks from {report.sources} notes) in {report.seconds:.2f}s"
+    )
+    if report.recovered:
+        line += " [completed an interrupted run]"
+    return line
+
+
+def _watch(engine, settings, debounce: float, as_json: bool) -> None:
+    """Re-index on every change until Ctrl-C or SIGTERM; one line per run."""
+    import signal
+    import threading
+    import time
+
+    from assistant.watch import NotesWatcher
+
+    def show(report) -> None:
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            changes = ", ".join(report.changed_sources + [f"-{s}" for s in report.removed_sources]) or "no change"
+            click.echo(f"{time.strftime('%H:%M:%S')} {changes}: {_describe(report)}")
+
+    def failed(error: Exception) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} error: {error} (will retry)", err=True)
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    watcher = NotesWatcher(engine, debounce=debounce, on_report=show, on_error=failed, initial=False)
+    _index_guarded(watcher.start, settings)
+    click.echo(f"watching {watcher.root} for changes (Ctrl-C to stop)", err=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+    click.echo("stopped watching", err=True)
 
 
 @cli.command()

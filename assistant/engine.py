@@ -63,10 +63,14 @@ class IndexStatus:
     new_sources: list[str] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
     settings_changed: bool = False
+    interrupted_sources: list[str] = field(default_factory=list)  # an indexing run on them did not finish
 
     @property
     def stale(self) -> bool:
-        return bool(self.stale_sources or self.new_sources or self.removed_sources or self.settings_changed) or not self.indexed
+        return bool(
+            self.stale_sources or self.new_sources or self.removed_sources or self.settings_changed
+            or self.interrupted_sources
+        ) or not self.indexed
 
 
 class Engine:
@@ -80,9 +84,13 @@ class Engine:
         self._client = client
         self._indexer: Indexer | None = None
         self._retriever: HybridRetriever | None = None
+        # One indexing run per Engine at a time; across processes, Indexer.lock (flock) serialises writers.
         self._index_lock = threading.Lock()
+        self._reopen_store = False
         self._unit_embeddings = None
         self._query_encoder = None
+        self._query_vectors: dict[str, object] = {}  # insertion-ordered: oldest evicted first
+        self._query_vectors_lock = threading.Lock()
 
     # -- components, built lazily and once -----------------------------------
     @property
@@ -131,8 +139,19 @@ class Engine:
         return self._query_encoder
 
     def embed_query(self, text: str):
-        """The query's normalised vector (numpy array)."""
-        return self.query_encoder.embed_query_array(text)
+        """The query's normalised vector (numpy array); the last 512 queries are remembered.
+
+        Always the numpy encoder when the model allows: after an index run in the same
+        process, torch's thread pool made a query embedding 5× slower (170 vs 37 ms).
+        """
+        vector = self._query_vectors.get(text)
+        if vector is None:
+            vector = self.query_encoder.embed_query_array(text)
+            with self._query_vectors_lock:
+                self._query_vectors[text] = vector
+                while len(self._query_vectors) > 512:
+                    self._query_vectors.pop(next(iter(self._query_vectors)))
+        return vector
 
     @property
     def unit_embeddings(self):
@@ -145,26 +164,16 @@ class Engine:
             self._unit_embeddings, _ = cached_embedder(lazy, self.settings.cache_dir, self.model_name)
         return self._unit_embeddings
 
-    def _warm_units(self, documents: list[Document], phase) -> int:
-        """Embed every answer unit of ``documents`` into the cache, so answering embeds only the query.
-
-        Returns how many units missed the cache (were embedded now).
-        """
+    def _unit_texts(self, documents: list[Document]) -> list[str]:
+        """The answer-unit texts of ``documents``: indexing puts them in the embedding cache
+        (before writing anything), so answering embeds only the query."""
         from assistant.extractive import unit_text, units_of
-        from vectorstore.embeddings import cached_embedder
 
-        texts = [
+        return [
             unit_text(d.metadata["heading"], text)
             for d in documents
             for _, _, text in units_of(d.page_content, d.metadata["start_line"])
         ]
-        cached, counter = cached_embedder(self.embedder, self.settings.cache_dir, self.model_name)
-        tick = phase(len(documents), len(texts))
-        for start in range(0, len(texts), 128):
-            batch = texts[start : start + 128]
-            cached.embed_documents(batch)
-            tick(len(batch))
-        return counter.embedded
 
     @property
     def model_name(self) -> str:
@@ -218,111 +227,215 @@ class Engine:
             new_sources=sorted(s for s in on_disk if s not in known),
             removed_sources=sorted(s for s in known if s not in on_disk),
             settings_changed=manifest.get("settings") != self._chunk_settings(),
+            interrupted_sources=sorted(manifest.get("pending", [])),
         )
 
-    def index(self, rebuild: bool = False, progress: Callable[[int, int], None] | None = None) -> IndexReport:
+    def index(
+        self,
+        rebuild: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        lock_timeout: float | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> IndexReport:
         """Bring the index up to date with the notes; only changed sources are re-chunked.
+
+        Crash-safe: an error or a kill at any point leaves searches answered from the
+        previous index, and the next run completes the job (see ``vectorstore.indexer``).
 
         Args:
             rebuild: drop the collection and records first (vectors still come from the cache).
             progress: optional callable(done, total) for embedding progress.
+            lock_timeout: seconds to wait while another process indexes; None = as long as it
+                takes, 0 = fail at once.
+            notify: told (once) who holds the index lock when we have to wait for it.
 
         Raises:
             NotesNotFoundError / NoNotesError: nothing to index.
+            IndexBusyError: another process still indexes after ``lock_timeout``.
         """
-        with self._index_lock:
-            started = time.perf_counter()
-            notes, skipped = read_notes(self.settings.notes_path)
-            if not notes:
-                raise NoNotesError(
-                    f"no readable .md/.markdown/.txt notes under {self.settings.notes_path}; add notes or point --notes elsewhere"
-                )
-            indexer = self.indexer
-            if rebuild:
-                indexer.reset()
-            manifest = indexer.read_manifest() or {}
-            known: dict[str, str] = manifest.get("sources", {})
-            full = manifest.get("settings") != self._chunk_settings()
-            current = {n.source: n.content_hash for n in notes}
-            removed = sorted(set(known) - set(current))
-            changed = [n for n in notes if full or known.get(n.source) != n.content_hash]
-            from vectorstore.indexer import IndexReport
+        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
+            return self._write(lambda: self._index_locked(rebuild, progress))
 
-            report = IndexReport(sources=len(notes), skipped_files=[s.source for s in skipped])
+    def repair(self, progress: Callable[[int, int], None] | None = None, *, lock_timeout: float | None = None,
+               notify: Callable[[str], None] | None = None) -> IndexReport:
+        """Fix whatever ``check`` finds: roll back interrupted writes, realign the record manager
+        with Chroma, then re-derive every source from disk with full cleanup (nothing re-embedded
+        that is in the cache)."""
+        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
+            return self._write(lambda: self._index_locked(False, progress, repair=True))
 
-            if changed or removed:
-                # "full" when a source disappeared or chunking changed: every current chunk is
-                # presented, so anything else is stale. Otherwise only changed sources are read.
-                cleanup = "full" if (removed or full) else "incremental"
-                to_chunk = notes if cleanup == "full" else changed
-                documents = [
-                    chunk_document(c)
-                    for n in to_chunk
-                    for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)
-                ]
-                # Progress in two phases of equal weight: chunks (ticked per text embedded),
-                # then answer units (ticked per unit, from cache or embedded).
-                total = 2 * len(documents)
+    def _write(self, run):
+        """Run a write (lock held); after a storage error, reopen the embedded store before the next one.
 
-                def phase(offset: int, size: int):
-                    done = [0]
+        Embedded Chroma can hang on the first write after a failed one (seen with a full
+        disk) until its client is closed; reopening it clears that.
+        """
+        from vectorstore.client import is_storage_error
 
-                    def tick(n: int) -> None:
-                        done[0] += n
-                        if progress:
-                            progress(offset + min(len(documents), done[0] * len(documents) // max(1, size)), total)
+        if self._reopen_store:
+            self._reopen_client()
+        try:
+            return run()
+        except Exception as e:
+            if is_storage_error(e) and not self.settings.server_mode:
+                self._reopen_store = True
+                logger.warning("index write failed (%s); the store is reopened before the next run", e)
+            raise
 
-                    return tick
+    def _reopen_client(self) -> None:
+        old, self._client = self._client, None
+        if old is not None and hasattr(old, "close"):
+            try:
+                old.close()
+            except Exception as e:  # a broken client may fail to close; the new one is what matters
+                logger.debug("closing the old client failed: %s", e)
+        client = self.client
+        if self._indexer is not None:
+            self._indexer.client = client
+        if self._retriever is not None:
+            self._retriever.client = client
+            self._retriever.refresh(force=True)
+        self._reopen_store = False
 
-                run = indexer.sync(documents, cleanup, phase(0, len(documents)))
-                units_embedded = self._warm_units(documents, phase)
-                report.added, report.updated, report.deleted = run.added, run.updated, run.deleted
-                report.skipped, report.embedded = run.skipped, run.embedded + units_embedded
-                report.changed_sources = sorted(n.source for n in changed)
-                report.removed_sources = removed
-                unchanged_chunks = sum(
-                    manifest.get("chunk_counts", {}).get(s, 0) for s in current if s not in {n.source for n in to_chunk}
-                )
-                report.skipped += unchanged_chunks
-                counts = dict(manifest.get("chunk_counts", {}))
-                for s in removed:
-                    counts.pop(s, None)
-                for n in to_chunk:
-                    counts[n.source] = sum(1 for d in documents if d.metadata["source"] == n.source)
-            else:
-                counts = dict(manifest.get("chunk_counts", {}))
-                report.skipped = sum(counts.values())
+    def check(self, *, lock_timeout: float | None = None, notify: Callable[[str], None] | None = None):
+        """Compare record manager, Chroma and the files on disk; returns a ``ConsistencyReport``."""
+        from vectorstore.consistency import ExpectedChunk, check_index
 
-            report.chunks = sum(counts.values())
-            indexer.write_manifest(
-                {
-                    "settings": self._chunk_settings(),
-                    "sources": current,
-                    "chunk_counts": counts,
-                    "chunks": report.chunks,
-                    "last_indexed": indexer.now() if (changed or removed or not manifest) else manifest.get("last_indexed"),
-                }
+        notes, _ = read_notes(self.settings.notes_path)
+        expected = [
+            ExpectedChunk(c.chunk_id, c.source, c.start_line, c.end_line, c.content_hash)
+            for n in notes
+            for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)
+        ]
+        on_disk = {n.source: n.content_hash for n in notes}
+        # Under the lock: a writer's staged rows are not problems, just work in progress.
+        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
+            return check_index(self.indexer, expected, on_disk, self._chunk_settings())
+
+    def _index_locked(self, rebuild: bool, progress, repair: bool = False) -> IndexReport:
+        started = time.perf_counter()
+        notes, skipped = read_notes(self.settings.notes_path)
+        if not notes:
+            raise NoNotesError(
+                f"no readable .md/.markdown/.txt notes under {self.settings.notes_path}; add notes or point --notes elsewhere"
             )
-            if report.changed:
-                self.retriever.refresh(force=True)
-            report.seconds = time.perf_counter() - started
-            logger.info("indexed %s", report.summary())
-            return report
+        indexer = self.indexer
+        manifest = None if rebuild else indexer.read_manifest()
+        if rebuild or (manifest or {}).get("settings", {}).get("model", self.model_name) != self.model_name:
+            # Another model means other vectors for the same chunk ids: start over.
+            indexer.reset()
+            manifest = None
+        manifest = manifest or {}
+        interrupted = set(manifest.get("pending", []))
+        recovery = indexer.recover(reconcile=repair or not manifest or bool(interrupted))
+        known: dict[str, str] = manifest.get("sources", {})
+        full = repair or manifest.get("settings") != self._chunk_settings()
+        current = {n.source: n.content_hash for n in notes}
+        # A source an interrupted run was adding may have been committed before the crash.
+        removed = sorted((set(known) | interrupted) - set(current))
+        changed = [n for n in notes if full or known.get(n.source) != n.content_hash or n.source in interrupted]
+        from vectorstore.indexer import IndexReport
+
+        report = IndexReport(sources=len(notes), skipped_files=[s.source for s in skipped], recovered=recovery.any)
+        counts = {s: n for s, n in manifest.get("chunk_counts", {}).items() if s in current}
+        if changed or removed:
+            # "full" when a source disappeared or chunking changed: every current chunk is
+            # presented, so anything else is stale. Otherwise only changed sources are read.
+            cleanup = "full" if (removed or full) else "incremental"
+            to_chunk = notes if cleanup == "full" else changed
+            documents = [
+                chunk_document(c)
+                for n in to_chunk
+                for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)
+            ]
+            pending = sorted(interrupted | {n.source for n in to_chunk} | set(removed))
+
+            def journal() -> None:
+                indexer.write_manifest({**manifest, "pending": pending})
+
+            run = indexer.sync(documents, cleanup, progress, extra_texts=self._unit_texts, before_write=journal)
+            report.added, report.updated, report.deleted = run.added, run.updated, run.deleted
+            report.skipped, report.embedded, report.generation = run.skipped, run.embedded, run.generation
+            report.changed_sources = sorted(n.source for n in changed)
+            report.removed_sources = removed
+            chunked = {n.source for n in to_chunk}
+            report.skipped += sum(n for s, n in counts.items() if s not in chunked)
+            for source in chunked:
+                counts[source] = 0
+            for d in documents:
+                counts[d.metadata["source"]] += 1
+        else:
+            report.skipped = sum(counts.values())
+            report.generation = int(manifest.get("generation", 0))
+
+        report.chunks = sum(counts.values())
+        touched = bool(changed or removed or not manifest)
+        indexer.write_manifest(
+            {
+                "settings": self._chunk_settings(),
+                "sources": current,
+                "chunk_counts": counts,
+                "chunks": report.chunks,
+                "generation": report.generation,
+                "last_indexed": indexer.now() if touched else manifest.get("last_indexed"),
+            }
+        )
+        if (report.changed or recovery.any) and self._retriever is not None:
+            # In-process searches switch now; other processes notice within seconds.
+            self._retriever.refresh(force=True)
+        report.seconds = time.perf_counter() - started
+        logger.info(
+            "indexed %s changed=%s removed=%s", report.summary(),
+            ",".join(report.changed_sources[:5]) or "-", ",".join(report.removed_sources[:5]) or "-",
+        )
+        return report
+
+    def _served_elsewhere(self) -> bool:
+        """Server mode, no local manifest, and the server's collection already holds an index:
+        this process is a read replica of an index another process maintains."""
+        try:
+            return self.indexer.read_manifest() is None and self.indexer.generation() > 0
+        except CorruptIndexError:
+            return False
 
     def ensure_index(self, notify: Callable[[str], None] | None = None, progress=None) -> IndexReport | None:
-        """Build the index if missing, update it if stale; ``notify`` hears why. None when fresh."""
+        """Build the index if missing, update it if stale; ``notify`` hears why. None when fresh.
+
+        Never blocks a query behind another indexer when an index exists: searches are
+        answered from the committed index while that indexer works. In server mode a
+        process without its own manifest treats a committed server index as maintained
+        elsewhere (a read replica) and does not write to it.
+        """
+        if self.settings.server_mode and self._served_elsewhere():
+            return None
         status = self.status()
         if not status.stale:
             return None
         if notify:
             if not status.indexed:
                 notify("no index yet: building it (first run embeds every chunk, ~20 s)…")
+            elif status.interrupted_sources:
+                notify("the last indexing run did not finish: completing it…")
             else:
                 what = status.stale_sources + status.new_sources + status.removed_sources
                 notify(f"index is stale ({', '.join(what[:3]) or 'settings changed'}): updating it…")
-        return self.index(progress=progress)
+        from vectorstore.lock import IndexBusyError
+
+        def waiting(holder: str) -> None:
+            if notify:
+                notify(f"waiting for another indexer to finish ({holder})…")
+
+        try:
+            return self.index(progress=progress, lock_timeout=0 if status.indexed else None, notify=waiting)
+        except IndexBusyError:
+            if notify:
+                notify("another process is updating the index; answering from the current index")
+            return None
 
     # -- search --------------------------------------------------------------
     def search(self, query: str, k: int | None = None, mode: Mode = "hybrid", query_vector=None) -> list[SearchResult]:
         """Top-k chunks for ``query`` (hybrid by default; ``mode`` "dense"/"bm25" for ablations)."""
+        if query_vector is None and mode != "bm25" and query.strip():
+            query_vector = self.embed_query(query)
         return self.retriever.search(query, k or self.settings.top_k, mode, query_vector)

@@ -1,10 +1,24 @@
-"""Incremental indexing with langchain's indexing API and a SQLite record manager.
+"""Incremental, crash-safe indexing with langchain's indexing API and a SQLite record manager.
 
-Order of writes, chosen so that a crash at any point loses nothing: vectors are
-written to Chroma first, the record manager is updated second, stale chunks are
-deleted third, and the manifest (file hashes) is written last. A run that dies
-anywhere leaves the old chunks answering queries; the next run sees the source
-as changed and finishes the job (upserts are idempotent by chunk id).
+One run, in this order (see the README's "Never losing data"):
+
+1. **Embed first.** Every chunk text the record manager does not know yet (and
+   every answer unit of those chunks) goes through the content-hash cache. An
+   embedder error or a full disk here has written nothing to the index.
+2. **Journal.** The caller marks the sources being changed as ``pending`` in the
+   manifest (atomic replace), so a crash from here on is seen by the next run
+   even if the files are reverted meanwhile.
+3. **Stage.** langchain's ``index()`` writes through a ``StagingStore``: new rows
+   are born in generation G+1, superseded rows are only marked retired in G+1,
+   the record manager is updated as usual. Readers still see generation G.
+4. **Commit.** One collection-metadata write makes G+1 the committed generation
+   (readers switch atomically), then the retired rows are deleted.
+5. **Manifest.** The caller writes the final manifest (pending cleared).
+
+A run that dies before 4 is undone by ``recover`` at the start of the next run
+(staged rows deleted, retired rows live again, the record manager reconciled
+with the committed rows); a run that dies after 4 needs only its garbage
+collected. Either way the next run then completes the job.
 """
 
 from __future__ import annotations
@@ -13,19 +27,21 @@ import json
 import logging
 import os
 import time
-import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from vectorstore.client import COLLECTION_CONFIGURATION
+from vectorstore.client import COLLECTION_CONFIGURATION, is_storage_error
 from vectorstore.errors import CorruptIndexError
-from vectorstore.retriever import INDEX_VERSION_KEY
+from vectorstore.generations import committed_generation
+from vectorstore.lock import LOCK_NAME, IndexLock
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
+
+    from vectorstore.staging import Recovery
 
 __all__ = ["Indexer", "IndexReport", "MANIFEST_NAME", "RECORDS_NAME"]
 
@@ -34,6 +50,8 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 RECORDS_NAME = "records.sqlite"
 MANIFEST_FORMAT = 1
+KEY_BATCH = 2000  # keys per record-manager call (SQLite caps bound variables)
+INDEX_BATCH = 1000  # documents per langchain index() batch
 
 
 @dataclass
@@ -51,6 +69,8 @@ class IndexReport:
     changed_sources: list[str] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
+    generation: int = 0
+    recovered: bool = False
 
     @property
     def changed(self) -> bool:
@@ -71,8 +91,13 @@ def chunk_key(document: "Document") -> str:
     return document.metadata["chunk_id"]
 
 
+def _batches(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class Indexer:
-    """Owns the writes: Chroma collection, record manager, embedding cache and manifest."""
+    """Owns the writes: Chroma collection, record manager, embedding cache, manifest and lock."""
 
     def __init__(
         self, client, collection_name: str, data_dir: Path, get_embedder, model_name: str, cache_dir: Path | None = None
@@ -86,6 +111,7 @@ class Indexer:
         self.model_name = model_name
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._record_manager = None
+        self.lock = IndexLock(self.data_dir / LOCK_NAME)
 
     # -- persistent state ----------------------------------------------------
     @property
@@ -93,7 +119,7 @@ class Indexer:
         return self.data_dir / MANIFEST_NAME
 
     def read_manifest(self) -> dict | None:
-        """The last successful run's manifest, or None before the first run."""
+        """The last run's manifest (``pending`` lists sources of an unfinished run), or None before the first run."""
         try:
             raw = self.manifest_path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -111,101 +137,199 @@ class Indexer:
         return manifest
 
     def write_manifest(self, manifest: dict) -> None:
+        """Replace the manifest atomically (a reader sees the old or the new file, never half of one)."""
         manifest = {**manifest, "format": MANIFEST_FORMAT}
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.manifest_path)  # atomic on POSIX
+        tmp = self.manifest_path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.manifest_path)  # atomic on POSIX
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @property
     def record_manager(self):
         if self._record_manager is None:
-            from langchain_classic.indexes import SQLRecordManager
             from sqlalchemy.exc import DatabaseError
+
+            from vectorstore.records import open_record_manager
 
             db = self.data_dir / RECORDS_NAME
             try:
-                manager = SQLRecordManager(f"chroma/{self.collection_name}", db_url=f"sqlite:///{db}")
-                manager.create_schema()
+                manager = open_record_manager(db, f"chroma/{self.collection_name}")
             except DatabaseError as e:
                 raise CorruptIndexError(f"{db} is not a notes-assistant record database; re-create the index with --rebuild") from e
             self._record_manager = manager
         return self._record_manager
 
-    def store(self, progress=None):
-        """The langchain vector store over the collection, embedding through the cache."""
-        from vectorstore.embeddings import cached_embedder
-        from vectorstore.store import open_store
+    def records(self) -> dict[str, str | None]:
+        """Every record-manager key of this collection with its group (the chunk's source)."""
+        return self.record_manager.groups()
 
-        cached, counter = cached_embedder(self.get_embedder(), self.cache_dir, self.model_name, progress)
-        return open_store(self.client, self.collection_name, cached), counter
+    def cached_embedder(self, progress=None):
+        """The embedder behind the crash-safe content-hash cache: ``(cached, counter)``.
+
+        The model loads on the first cache miss only: a rename or a rebuild from a warm
+        cache never pays for loading it.
+        """
+        from vectorstore.embeddings import LazyEmbeddings
+        from vectorstore.filestore import safe_cached_embedder
+
+        return safe_cached_embedder(LazyEmbeddings(self.get_embedder), self.cache_dir, self.model_name, progress)
+
+    def store(self, generation: int | None = None, progress=None):
+        """A ``StagingStore`` writing generation ``generation`` (default: committed + 1), and the cache counter."""
+        from vectorstore.staging import StagingStore
+
+        cached, counter = self.cached_embedder(progress)
+        if generation is None:
+            generation = self.generation() + 1
+        store = StagingStore(
+            client=self.client, collection_name=self.collection_name, embedding_function=cached,
+            collection_configuration=COLLECTION_CONFIGURATION, generation=generation,
+        )
+        return store, counter
+
+    def collection(self):
+        """The collection, fetched anew (its metadata is the committed state at this moment)."""
+        return self.client.get_or_create_collection(self.collection_name, configuration=COLLECTION_CONFIGURATION)
+
+    def generation(self) -> int:
+        """The committed generation readers see now."""
+        return committed_generation(self.collection().metadata)
+
+    # -- recovery ------------------------------------------------------------
+    def recover(self, reconcile: bool) -> "Recovery":
+        """Undo what an interrupted run left in Chroma; with ``reconcile``, also realign the record manager.
+
+        Call with the lock held. ``reconcile`` is needed when the manifest says a run
+        did not finish (its record-manager updates may not match the rolled-back rows).
+        """
+        from vectorstore.staging import recover
+
+        result = recover(self.collection())
+        if reconcile or result.any:
+            added, removed = self.reconcile_records()
+            if added or removed:
+                logger.warning("record manager realigned with the index added=%d removed=%d", added, removed)
+        return result
+
+    def reconcile_records(self) -> tuple[int, int]:
+        """Make the record manager hold exactly the committed rows (key = id, group = source).
+
+        Returns ``(added_or_regrouped, removed)``.
+        """
+        from vectorstore.staging import visible_rows
+
+        _, rows, _ = visible_rows(self.collection())
+        want = {chunk_id: meta.get("source") for chunk_id, meta in rows.items()}
+        have = self.records()
+        extra = [key for key in have if key not in want]
+        wrong = [(key, source) for key, source in want.items() if key not in have or have[key] != source]
+        manager = self.record_manager
+        for batch in _batches(extra, KEY_BATCH):
+            manager.delete_keys(batch)
+        for batch in _batches(wrong, KEY_BATCH):
+            manager.update([k for k, _ in batch], group_ids=[s for _, s in batch])
+        return len(wrong), len(extra)
 
     # -- runs ----------------------------------------------------------------
-    def sync(self, documents: list[Document], cleanup: str, progress=None) -> IndexReport:
+    def sync(
+        self,
+        documents: list["Document"],
+        cleanup: str,
+        progress: Callable[[int, int], None] | None = None,
+        extra_texts: Callable[[list["Document"]], list[str]] | None = None,
+        before_write: Callable[[], None] | None = None,
+    ) -> IndexReport:
         """Index ``documents`` (all chunks of the sources they belong to) with langchain's ``index()``.
 
         Args:
             documents: chunk documents; metadata must hold ``source`` and ``chunk_id``.
-            cleanup: ``"incremental"`` deletes stale chunks of the given sources only;
-                ``"full"`` deletes every chunk not in ``documents``.
-            progress: optional callable(n) told how many texts were embedded.
+            cleanup: ``"incremental"`` retires stale chunks of the given sources only;
+                ``"full"`` retires every chunk not in ``documents``.
+            progress: optional callable(done, total) over the texts looked up in the cache.
+            extra_texts: given the chunks that are new to the index, more texts to put in the
+                embedding cache before anything is written (the answer units).
+            before_write: called once, after embedding and before the first write (the journal).
+
+        Raises:
+            Whatever the embedder or Chroma raise; the committed view is unchanged then.
         """
         from langchain_core.indexing import index
 
+        from vectorstore.staging import collect_garbage, commit
+        from vectorstore.store import embed_text_of
+
         started = time.perf_counter()
-        store, counter = self.store(progress)
-        # One batch: with several batches per source, incremental cleanup after the
-        # first batch would delete that source's unchanged chunks of later batches.
-        result = index(
-            documents,
-            self.record_manager,
-            store,
-            cleanup=cleanup,
-            source_id_key="source",
-            key_encoder=chunk_key,
-            batch_size=max(100, len(documents)),
-        )
-        report = IndexReport(
+        known: list[bool] = []
+        for batch in _batches([d.metadata["chunk_id"] for d in documents], KEY_BATCH):
+            known.extend(self.record_manager.exists(batch))
+        fresh = [d for d, exists in zip(documents, known) if not exists]
+
+        # 1. Embed first: everything this run needs lands in the cache before any write.
+        texts = [embed_text_of(d) for d in fresh] + (extra_texts(fresh) if extra_texts and fresh else [])
+        cached, counter = self.cached_embedder()
+        logger.debug("embedding phase texts=%d (new chunks=%d)", len(texts), len(fresh))
+        for done, batch in enumerate(_batches(texts, 128)):
+            cached.embed_documents(list(batch))
+            if progress:
+                progress(min(len(texts), (done + 1) * 128), len(texts))
+
+        # 2.-4. Journal, stage, commit.
+        if before_write:
+            before_write()
+        generation = self.generation() + 1
+        store, _ = self.store(generation)
+        logger.debug("staging phase generation=%d documents=%d cleanup=%s", generation, len(documents), cleanup)
+        try:
+            # "scoped_full" is "incremental" whose cleanup waits for the last batch, so a
+            # source larger than one batch is never half-deleted between batches.
+            result = index(
+                documents, self.record_manager, store,
+                cleanup="scoped_full" if cleanup == "incremental" else cleanup,
+                source_id_key="source", key_encoder=chunk_key, batch_size=INDEX_BATCH,
+            )
+            if store.staged or store.retired:
+                commit(self.collection(), generation)
+                collect_garbage(self.collection())
+        except BaseException as e:
+            # After a storage error (disk full…) embedded Chroma may hang on the next write in
+            # this process; the next run rolls back on a reopened client instead (Engine.index).
+            if not is_storage_error(e):
+                self._undo_after_failure()
+            raise
+        logger.debug("synced generation=%d staged=%d retired=%d", generation, store.staged, store.retired)
+        return IndexReport(
             added=result["num_added"], updated=result["num_updated"], deleted=result["num_deleted"],
-            skipped=result["num_skipped"], embedded=counter.embedded,
+            skipped=result["num_skipped"], embedded=counter.embedded, seconds=time.perf_counter() - started,
+            generation=generation if (store.staged or store.retired) else generation - 1,
         )
-        if report.changed:
-            self.bump_version()
-        report.seconds = time.perf_counter() - started
-        return report
 
-    def delete_sources(self, sources: list[str]) -> int:
-        """Remove every chunk of ``sources`` (vector store first, then the records)."""
-        if not sources:
-            return 0
-        store, _ = self.store()
-        deleted = 0
-        while keys := self.record_manager.list_keys(group_ids=sources, limit=1000):
-            store.delete(keys)
-            self.record_manager.delete_keys(keys)
-            deleted += len(keys)
-        if deleted:
-            self.bump_version()
-        return deleted
-
-    def bump_version(self) -> None:
-        """Tell every retriever (in any process) that the collection changed."""
-        collection = self.collection()
-        collection.modify(metadata={**(collection.metadata or {}), INDEX_VERSION_KEY: uuid.uuid4().hex})
-
-    def collection(self):
-        return self.client.get_or_create_collection(self.collection_name, configuration=COLLECTION_CONFIGURATION)
+    def _undo_after_failure(self) -> None:
+        """Best effort: roll a failed run back now (the next run would do it anyway)."""
+        try:
+            self.recover(reconcile=True)
+        except Exception as e:  # the original error matters more; the next run recovers
+            logger.warning("could not roll back the failed run now (the next run will): %s", e)
 
     def count(self) -> int:
-        return self.collection().count()
+        """Chunks readers see (the committed view)."""
+        from vectorstore.staging import visible_rows
+
+        return len(visible_rows(self.collection())[1])
 
     def reset(self) -> None:
-        """Drop the collection, the records and the manifest (the embedding cache stays)."""
+        """Drop the collection, the records and the manifest (the embedding cache stays).
+
+        Deliberate simplification: while a rebuild runs, readers see an empty, then
+        growing index. A rebuild that is killed is completed by the next run.
+        """
         try:
             self.client.delete_collection(self.collection_name)
         except Exception as e:  # chromadb raises NotFoundError or ValueError by version
             logger.debug("no collection to delete: %s", e)
         manager = self.record_manager
-        while keys := manager.list_keys(limit=5000):
+        while keys := manager.list_keys(limit=KEY_BATCH):
             manager.delete_keys(keys)
         self.manifest_path.unlink(missing_ok=True)
         self.collection()  # recreate empty, in cosine space

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from vectorstore.bm25 import Bm25Index
+from vectorstore.generations import committed_generation, visible
 from vectorstore.text import embed_text
 from vectorstore.client import COLLECTION_CONFIGURATION
 
@@ -75,17 +76,23 @@ class Snapshot:
     metadatas: tuple[dict, ...]
     bm25: Bm25Index
     position: dict[str, int] = field(repr=False)
+    hidden: int = 0  # rows in the collection outside the committed view (a re-index in progress)
 
     @classmethod
     def from_collection(cls, collection, version: str) -> "Snapshot":
+        # Only the committed generation is visible: rows a running re-index staged or
+        # retired do not exist for readers until it commits (vectorstore.generations).
+        committed = committed_generation(collection.metadata)
         got = collection.get(include=["documents", "metadatas"])
         ids, texts, metas = got["ids"], got["documents"] or [], got["metadatas"] or []
-        order = sorted(range(len(ids)), key=lambda i: (metas[i]["source"], metas[i]["start_line"], ids[i]))
+        keep = [i for i in range(len(ids)) if visible(metas[i], committed)]
+        order = sorted(keep, key=lambda i: (metas[i]["source"], metas[i]["start_line"], ids[i]))
         ids = tuple(ids[i] for i in order)
         texts = tuple(texts[i] for i in order)
         metas = tuple(dict(metas[i]) for i in order)
         bm25 = Bm25Index([embed_text(m.get("heading", ""), t) for t, m in zip(texts, metas)])
-        return cls(version, ids, texts, metas, bm25, {chunk_id: i for i, chunk_id in enumerate(ids)})
+        position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        return cls(version, ids, texts, metas, bm25, position, len(got["ids"]) - len(keep))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -148,7 +155,7 @@ class HybridRetriever:
                 self.collection_name, configuration=COLLECTION_CONFIGURATION
             )
         meta = self.collection.metadata or {}
-        return f"{self.collection.id}/{meta.get(INDEX_VERSION_KEY, '')}/{self.collection.count()}"
+        return f"{self.collection.id}/{committed_generation(meta)}/{meta.get(INDEX_VERSION_KEY, '')}/{self.collection.count()}"
 
     def refresh(self, force: bool = False) -> Snapshot:
         """Rebuild the snapshot if the collection changed (or ``force``); returns the live snapshot."""
@@ -156,7 +163,16 @@ class HybridRetriever:
             version = self._current_version()
             if force or self._snapshot is None or self._snapshot.version != version:
                 started = time.perf_counter()
-                self._snapshot = Snapshot.from_collection(self.collection, version)
+                snapshot = Snapshot.from_collection(self.collection, version)
+                for _ in range(3):
+                    # A commit between reading the generation and reading the rows could hide
+                    # rows it just collected: re-read until the committed generation held still.
+                    again = self._current_version()
+                    if again.split("/")[:2] == version.split("/")[:2]:
+                        break
+                    version = again
+                    snapshot = Snapshot.from_collection(self.collection, version)
+                self._snapshot = snapshot
                 logger.info(
                     "bm25 rebuilt chunks=%d version=%s ms=%.0f",
                     len(self._snapshot), version, (time.perf_counter() - started) * 1000,
@@ -177,8 +193,9 @@ class HybridRetriever:
         count = len(snapshot)
         if not count:
             return []
+        # Staged rows of a running re-index may rank first; read deeper by their number.
         got = self.collection.query(
-            query_embeddings=[query_vector.tolist()], n_results=min(n, count), include=["distances"]
+            query_embeddings=[query_vector.tolist()], n_results=min(n, count) + snapshot.hidden, include=["distances"]
         )
         pairs = zip(got["ids"][0], got["distances"][0])
         return [(cid, 1.0 - float(dist)) for cid, dist in pairs if cid in snapshot.position]

@@ -1,0 +1,67 @@
+"""A crash-safe file store for the embedding cache.
+
+langchain's ``LocalFileStore`` writes each value in place: a process killed (or a
+disk that fills up) in the middle of a write leaves a truncated file, and every
+later run then fails to decode that cached vector. ``AtomicFileStore`` writes to a
+temporary file in the same folder and renames it over the key (atomic on POSIX),
+and treats a value that is not a complete JSON list (left by an older version) as
+a cache miss, so it is simply embedded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from langchain_classic.storage import LocalFileStore
+
+__all__ = ["AtomicFileStore", "safe_cached_embedder"]
+
+logger = logging.getLogger(__name__)
+
+
+class AtomicFileStore(LocalFileStore):
+    """``LocalFileStore`` with atomic writes and truncated values read as misses."""
+
+    def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
+        for key, value in key_value_pairs:
+            full_path = self._get_full_path(key)
+            self._mkdir_for_store(full_path.parent)
+            fd, tmp = tempfile.mkstemp(dir=full_path.parent, prefix=".tmp-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(value)
+                # mkstemp creates 0600; give cache files the usual permissions.
+                os.chmod(tmp, self.chmod_file if self.chmod_file is not None else 0o644)
+                os.replace(tmp, full_path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        values = super().mget(keys)
+        for i, value in enumerate(values):
+            # Cached vectors are JSON lists: anything else is the remains of a torn write.
+            if value is not None and not (value.startswith(b"[") and value.rstrip().endswith(b"]")):
+                logger.warning("ignoring a damaged embedding cache entry key=%s bytes=%d", keys[i], len(value))
+                values[i] = None
+        return values
+
+
+def safe_cached_embedder(inner, cache_dir: Path, namespace: str, progress=None):
+    """``vectorstore.embeddings.cached_embedder`` over an ``AtomicFileStore`` (same keys, same cache).
+
+    Returns ``(cached, counter)``; ``counter.embedded`` tells how many texts missed the cache.
+    """
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+
+    from vectorstore.embeddings import CountingEmbeddings
+
+    counter = CountingEmbeddings(inner, progress)
+    cached = CacheBackedEmbeddings.from_bytes_store(
+        counter, AtomicFileStore(str(cache_dir)), namespace=namespace, key_encoder="sha256", batch_size=256
+    )
+    return cached, counter
