@@ -21,22 +21,22 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _common import golden_records, percentile  # noqa: E402
 
 from assistant.engine import Engine  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 from assistant.settings import load_settings  # noqa: E402
 
 
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat-cold", type=int, default=3)
     args = parser.parse_args()
-    rows = [json.loads(l) for l in (REPO / "evals/datasets/golden.jsonl").read_text().splitlines() if l.strip()]
+    rows = golden_records()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "notes").mkdir()

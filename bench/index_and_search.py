@@ -10,7 +10,6 @@ absolute seconds, across machines.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -23,20 +22,19 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _common import golden_records, percentile  # noqa: E402
 
 from assistant.engine import Engine  # noqa: E402
 from assistant.settings import default_model_path, load_settings  # noqa: E402
 from vectorstore import load_embedder  # noqa: E402
 
 
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def questions(n: int) -> list[str]:
-    rows = [json.loads(l) for l in (REPO / "evals/datasets/golden.jsonl").read_text().splitlines() if l.strip()]
-    qs = [r["question"] for r in rows]
+    qs = [r["question"] for r in golden_records()]
     return (qs * (n // len(qs) + 1))[:n]
 
 

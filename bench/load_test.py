@@ -33,6 +33,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _common import percentile  # noqa: E402
 
 from assistant.web_security import is_loopback  # noqa: E402
 
@@ -59,12 +62,6 @@ class Phase:
         return len(self.latencies_ms) + len(self.errors)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100); NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def run_phase(url: str, questions: list[str], phase: Phase) -> Phase:
