@@ -76,14 +76,14 @@ class Snapshot:
     metadatas: tuple[dict, ...]
     bm25: Bm25Index
     position: dict[str, int] = field(repr=False)
-    hidden: int = 0  # rows in the collection outside the committed view (a re-index in progress)
+    vectors: np.ndarray | None = field(default=None, repr=False)  # row i: normalised embedding of ids[i]
 
     @classmethod
     def from_collection(cls, collection, version: str) -> "Snapshot":
         # Only the committed generation is visible: rows a running re-index staged or
         # retired do not exist for readers until it commits (vectorstore.generations).
         committed = committed_generation(collection.metadata)
-        got = collection.get(include=["documents", "metadatas"])
+        got = collection.get(include=["documents", "metadatas", "embeddings"])
         ids, texts, metas = got["ids"], got["documents"] or [], got["metadatas"] or []
         keep = [i for i in range(len(ids)) if visible(metas[i], committed)]
         order = sorted(keep, key=lambda i: (metas[i]["source"], metas[i]["start_line"], ids[i]))
@@ -92,7 +92,11 @@ class Snapshot:
         metas = tuple(dict(metas[i]) for i in order)
         bm25 = Bm25Index([embed_text(m.get("heading", ""), t) for t, m in zip(texts, metas)])
         position = {chunk_id: i for i, chunk_id in enumerate(ids)}
-        return cls(version, ids, texts, metas, bm25, position, len(got["ids"]) - len(keep))
+        embeddings = got.get("embeddings")
+        vectors = np.asarray(embeddings, dtype=np.float32)[order] if order else np.zeros((0, 0), np.float32)
+        if len(vectors):
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return cls(version, ids, texts, metas, bm25, position, vectors)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -189,16 +193,21 @@ class HybridRetriever:
 
     # -- search --------------------------------------------------------------
     def dense(self, query_vector: np.ndarray, n: int, snapshot: Snapshot) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) best first, limited to chunks in ``snapshot``."""
-        count = len(snapshot)
-        if not count:
+        """(chunk id, cosine similarity) best first, over the chunks in ``snapshot``.
+
+        Exact search over the snapshot's own vectors (a matrix-vector product, ~0.05 ms
+        for 800 chunks): it sees exactly the snapshot's generation, and it does not miss
+        a just-written chunk the way Chroma's HNSW index can right after an upsert.
+        """
+        vectors = snapshot.vectors
+        if vectors is None or not len(vectors):
             return []
-        # Staged rows of a running re-index may rank first; read deeper by their number.
-        got = self.collection.query(
-            query_embeddings=[query_vector.tolist()], n_results=min(n, count) + snapshot.hidden, include=["distances"]
-        )
-        pairs = zip(got["ids"][0], got["distances"][0])
-        return [(cid, 1.0 - float(dist)) for cid, dist in pairs if cid in snapshot.position]
+        query = np.asarray(query_vector, dtype=np.float32)
+        scores = vectors @ (query / max(float(np.linalg.norm(query)), 1e-12))
+        n = min(n, len(scores))
+        best = np.argpartition(-scores, n - 1)[:n]
+        best = sorted(best, key=lambda i: (-scores[i], i))
+        return [(snapshot.ids[i], float(scores[i])) for i in best]
 
     def search(self, query: str, k: int = 8, mode: Mode = "hybrid", query_vector: np.ndarray | None = None) -> list[SearchResult]:
         """Top ``k`` chunks for ``query``.
