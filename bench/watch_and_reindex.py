@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,7 @@ def main() -> None:
     from assistant.watch import NotesWatcher
     from ingest import chunk_note
 
+    run = uuid.uuid4().hex[:6]  # edits are new text on every run, whatever the cache holds
     work = Path(tempfile.mkdtemp(prefix="bench-watch-"))
     notes = work / "notes"
     notes.mkdir()
@@ -68,6 +70,7 @@ def main() -> None:
     first = engine.index()
     print(f"setup: first index {time.perf_counter() - started:.1f}s ({first.embedded} embedded, {first.chunks} chunks)")
     engine.search("warm up the query path", 3)
+    engine.embedder.embed_documents(["warm up the model"])  # a watching process has it loaded after its first edit
     nochange = min(_timed(engine.index)[0] for _ in range(3))
 
     # 2. incremental vs full rebuild -------------------------------------------------------
@@ -77,7 +80,7 @@ def main() -> None:
         note.write_text(original, encoding="utf-8")
         engine.index()
         chunks = chunk_note(original, "aws-notes.md", settings.chunk_tokens, settings.chunk_overlap)
-        edited = edit_chunks(note, chunks, count, f"benchword{count}x")
+        edited = edit_chunks(note, chunks, count, f"benchword{run}n{count}x")
         seconds, report = _timed(engine.index)
         rebuild_seconds, rebuilt = _timed(lambda: engine.index(rebuild=True))
         rows.append((edited, seconds, report, rebuild_seconds, rebuilt))
@@ -93,7 +96,7 @@ def main() -> None:
             assert watcher.wait_idle(120)
             time.sleep(0.2)
             chunk = chunks[(k * 37) % len(chunks)]
-            word = f"savedword{k}qz"
+            word = f"saved{run}word{k}qz"
             text = note.read_text(encoding="utf-8").splitlines(keepends=True)
             line = chunk.end_line - 1
             text[line] = text[line].rstrip("\n") + f" {word}\n"

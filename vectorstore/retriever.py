@@ -79,11 +79,16 @@ class Snapshot:
     vectors: np.ndarray | None = field(default=None, repr=False)  # row i: normalised embedding of ids[i]
 
     @classmethod
-    def from_collection(cls, collection, version: str) -> "Snapshot":
+    def from_collection(cls, collection, version: str, previous: "Snapshot | None" = None) -> "Snapshot":
+        """Read the committed view of ``collection``; vectors of chunks ``previous`` holds are reused.
+
+        Chunk ids are content-addressed, so a chunk's vector never changes within one
+        collection: a re-index that touched 3 chunks fetches 3 vectors.
+        """
         # Only the committed generation is visible: rows a running re-index staged or
         # retired do not exist for readers until it commits (vectorstore.generations).
         committed = committed_generation(collection.metadata)
-        got = collection.get(include=["documents", "metadatas", "embeddings"])
+        got = collection.get(include=["documents", "metadatas"])
         ids, texts, metas = got["ids"], got["documents"] or [], got["metadatas"] or []
         keep = [i for i in range(len(ids)) if visible(metas[i], committed)]
         order = sorted(keep, key=lambda i: (metas[i]["source"], metas[i]["start_line"], ids[i]))
@@ -92,14 +97,33 @@ class Snapshot:
         metas = tuple(dict(metas[i]) for i in order)
         bm25 = Bm25Index([embed_text(m.get("heading", ""), t) for t, m in zip(texts, metas)])
         position = {chunk_id: i for i, chunk_id in enumerate(ids)}
-        embeddings = got.get("embeddings")
-        vectors = np.asarray(embeddings, dtype=np.float32)[order] if order else np.zeros((0, 0), np.float32)
-        if len(vectors):
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return cls(version, ids, texts, metas, bm25, position, vectors)
+        return cls(version, ids, texts, metas, bm25, position, _vectors(collection, ids, previous))
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _vectors(collection, ids: tuple[str, ...], previous: Snapshot | None) -> np.ndarray:
+    """Normalised embeddings of ``ids`` (one row each), fetched only for chunks ``previous`` lacks.
+
+    Raises:
+        LookupError: a chunk vanished while reading (a writer collected it); the caller retries.
+    """
+    known: dict[str, np.ndarray] = {}
+    if previous is not None and previous.vectors is not None and previous.version.split("/")[0] == str(collection.id):
+        known = dict(zip(previous.ids, previous.vectors))
+    missing = [chunk_id for chunk_id in ids if chunk_id not in known]
+    for start in range(0, len(missing), 2000):
+        got = collection.get(ids=missing[start : start + 2000], include=["embeddings"])
+        for chunk_id, vector in zip(got["ids"], got["embeddings"]):
+            known[chunk_id] = np.asarray(vector, dtype=np.float32)
+    if not ids:
+        return np.zeros((0, 0), np.float32)
+    try:
+        vectors = np.vstack([known[chunk_id] for chunk_id in ids])
+    except KeyError as e:
+        raise LookupError(f"chunk {e.args[0]} disappeared while the snapshot was read") from None
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def heading_path_of(meta: dict) -> tuple[str, ...]:
@@ -159,30 +183,51 @@ class HybridRetriever:
                 self.collection_name, configuration=COLLECTION_CONFIGURATION
             )
         meta = self.collection.metadata or {}
-        return f"{self.collection.id}/{committed_generation(meta)}/{meta.get(INDEX_VERSION_KEY, '')}/{self.collection.count()}"
+        # No row count: a re-index writes rows long before it commits, and readers only
+        # care about commits (the generation) or a recreated collection (the id).
+        return f"{self.collection.id}/{committed_generation(meta)}/{meta.get(INDEX_VERSION_KEY, '')}"
 
     def refresh(self, force: bool = False) -> Snapshot:
-        """Rebuild the snapshot if the collection changed (or ``force``); returns the live snapshot."""
+        """Rebuild the snapshot if the collection changed (or ``force``); returns the live snapshot.
+
+        A rebuild that fails (embedded Chroma can raise while another thread or process
+        writes) keeps the current snapshot and is retried at the next check: searches
+        go on from the last consistent view instead of failing.
+        """
         with self._lock:
-            version = self._current_version()
-            if force or self._snapshot is None or self._snapshot.version != version:
-                started = time.perf_counter()
-                snapshot = Snapshot.from_collection(self.collection, version)
-                for _ in range(3):
-                    # A commit between reading the generation and reading the rows could hide
-                    # rows it just collected: re-read until the committed generation held still.
-                    again = self._current_version()
-                    if again.split("/")[:2] == version.split("/")[:2]:
-                        break
-                    version = again
-                    snapshot = Snapshot.from_collection(self.collection, version)
-                self._snapshot = snapshot
-                logger.info(
-                    "bm25 rebuilt chunks=%d version=%s ms=%.0f",
-                    len(self._snapshot), version, (time.perf_counter() - started) * 1000,
-                )
-            self._checked_at = time.monotonic()
-            return self._snapshot
+            for attempt in range(3):
+                try:
+                    return self._refresh_locked(force)
+                except Exception as e:  # noqa: BLE001 - any store error: serve the last good view
+                    if self._snapshot is not None:
+                        logger.warning("snapshot rebuild failed; serving version=%s: %s", self._snapshot.version, e)
+                        self._checked_at = time.monotonic() - self.version_check_seconds + 0.25  # retry soon
+                        return self._snapshot
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.1)
+            raise AssertionError("unreachable")
+
+    def _refresh_locked(self, force: bool) -> Snapshot:
+        version = self._current_version()
+        if force or self._snapshot is None or self._snapshot.version != version:
+            started = time.perf_counter()
+            snapshot = Snapshot.from_collection(self.collection, version, self._snapshot)
+            for _ in range(3):
+                # A commit between reading the generation and reading the rows could hide
+                # rows it just collected: re-read until the committed generation held still.
+                again = self._current_version()
+                if again.split("/")[:2] == version.split("/")[:2]:
+                    break
+                version = again
+                snapshot = Snapshot.from_collection(self.collection, version, self._snapshot)
+            self._snapshot = snapshot
+            logger.info(
+                "bm25 rebuilt chunks=%d version=%s ms=%.0f",
+                len(self._snapshot), version, (time.perf_counter() - started) * 1000,
+            )
+        self._checked_at = time.monotonic()
+        return self._snapshot
 
     @property
     def snapshot(self) -> Snapshot:
