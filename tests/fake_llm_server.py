@@ -166,11 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         event({"role": "assistant", "content": ""})
         pieces = _pieces(text, reply.words_per_chunk)
         for i, piece in enumerate(pieces):
-            if reply.drop and i >= max(1, len(pieces) // 2):
-                self._drop()
-                return
-            if reply.truncate and i >= max(1, len(pieces) // 2):
-                self._end_stream()
+            if self._cut_stream(reply, i, len(pieces)):
                 return
             event({"content": piece})
             if reply.malformed and i == 0:
@@ -182,6 +178,16 @@ class _Handler(BaseHTTPRequestHandler):
                                                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}) + "\n\n")
         self._chunk("data: [DONE]\n\n")
         self._end_stream()
+
+    def _cut_stream(self, reply: Reply, i: int, total: int) -> bool:
+        """Half-way through a scripted drop/truncate: end the stream that way; True when it ended."""
+        if i < max(1, total // 2) or not (reply.drop or reply.truncate):
+            return False
+        if reply.drop:
+            self._drop()
+        else:
+            self._end_stream()
+        return True
 
     def _ollama(self, body: dict, reply: Reply) -> None:
         if reply.status != 200:
@@ -201,11 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream("application/x-ndjson")
         pieces = _pieces(text, reply.words_per_chunk)
         for i, piece in enumerate(pieces):
-            if reply.drop and i >= max(1, len(pieces) // 2):
-                self._drop()
-                return
-            if reply.truncate and i >= max(1, len(pieces) // 2):
-                self._end_stream()
+            if self._cut_stream(reply, i, len(pieces)):
                 return
             line = {"model": model, "created_at": stamp, "message": {"role": "assistant", "content": piece}, "done": False}
             self._chunk(json.dumps(line) + "\n")
