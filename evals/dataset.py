@@ -27,7 +27,7 @@ __all__ = ["KINDS", "EvalRecord", "DatasetProblem", "Dataset", "load_dataset", "
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("paraphrase", "factual", "disambiguation", "why", "followup", "unanswerable")
+KINDS = ("paraphrase", "factual", "disambiguation", "why", "followup", "keyword", "unanswerable")
 ROLES = ("user", "assistant")
 
 
