@@ -34,9 +34,6 @@ MISSING_RATIO = 0.25
 FLOOR_COSINE = 0.30
 FLOOR_BM25 = 5.0
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
-
-
 @dataclass(frozen=True)
 class Evidence:
     """The signals behind an abstain/answer decision (shown in JSON and evals)."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-__all__ = ["Citation", "Answer", "RESET", "NOT_COVERED", "viewer_link", "escape_html", "CITATION_MARKER"]
+__all__ = ["Citation", "Answer", "RESET", "NOT_COVERED", "viewer_link", "says_not_covered"]
 
 NOT_COVERED = "Your notes don't seem to cover this."
-CITATION_MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
 class _Reset:
@@ -92,25 +90,11 @@ def viewer_link(source: str, start_line: int, end_line: int) -> str:
     return f"/notes/{quote(source)}?lines={start_line}-{end_line}#L{start_line}"
 
 
-_CODE = re.compile(r"(`+)(?:.*?)\1|^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\2[`~]*\s*$", re.S | re.M)
+def says_not_covered(text: str) -> bool:
+    """True when ``text`` uses the "not covered" sentence (any apostrophe style), e.g. from an LLM.
 
-
-def escape_html(markdown: str) -> str:
-    """Escape ``<``/``>``/``&`` outside code so raw HTML from notes or an LLM renders as text.
-
-    Code spans and fenced blocks are left alone: markdown never interprets HTML there.
-
-    >>> escape_html("a <b>x</b> `<i>`")
-    'a &lt;b&gt;x&lt;/b&gt; `<i>`'
+    >>> says_not_covered("Your notes don\u2019t seem to cover this."), says_not_covered("S3 is storage.")
+    (True, False)
     """
-    out, last = [], 0
-    for match in _CODE.finditer(markdown):
-        out.append(_escape(markdown[last : match.start()]))
-        out.append(match.group())
-        last = match.end()
-    out.append(_escape(markdown[last:]))
-    return "".join(out)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    norm = (text or "").replace("\u2019", "'").lower()
+    return "notes don't seem to cover this" in norm or "notes do not seem to cover this" in norm

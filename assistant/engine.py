@@ -1,88 +1,56 @@
-"""The notes engine: settings → reader, chunker, Chroma, BM25 and retrieval, wired once.
+"""The notes engine: settings → Chroma client, indexer, sync bookkeeping, retriever, encoders — wired once.
 
-CLI, web app and evals all go through ``Engine``; it loads the embedding model
-once per process and keeps the retriever's snapshot fresh after each index run.
+A thin facade: it builds each component lazily and once (the embedding model
+loads once per process), holds the locks around index runs, and keeps the
+retriever's snapshot fresh after them. The work lives in the components:
+``vectorstore.sync`` (status, runs, checks), ``vectorstore.indexer`` (writes),
+``vectorstore.retriever`` (hybrid search).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
 from typing import TYPE_CHECKING
 
 from assistant.settings import Settings
-from ingest import Chunk, NoNotesError, chunk_note, read_notes
 from vectorstore.client import make_client
+from vectorstore.datadir import prepare_data_dir
 from vectorstore.errors import CorruptIndexError
 from vectorstore.retriever import HybridRetriever, Mode, SearchResult
+from vectorstore.sync import IndexStatus, NotesSync
 
 if TYPE_CHECKING:  # the indexing side (langchain-chroma, sentence-transformers) loads only when used
-    from langchain_core.documents import Document
 
+    from vectorstore.consistency import ConsistencyReport
     from vectorstore.indexer import IndexReport, Indexer
 
-__all__ = ["Engine", "IndexStatus", "chunk_document", "DATA_DIR_MARKER"]
-
-DATA_DIR_MARKER = "NOTES_ASSISTANT_INDEX"
+__all__ = ["Engine", "IndexStatus"]
 
 logger = logging.getLogger(__name__)
 
-
-def chunk_document(chunk: Chunk) -> "Document":
-    """A chunk as the langchain ``Document`` that gets indexed (metadata per the index contract)."""
-    from langchain_core.documents import Document
-
-    return Document(
-        id=chunk.chunk_id,
-        page_content=chunk.text,
-        metadata={
-            "source": chunk.source,
-            "heading": chunk.heading,
-            "start_line": chunk.start_line,
-            "end_line": chunk.end_line,
-            "content_hash": chunk.content_hash,
-            "chunk_id": chunk.chunk_id,
-        },
-    )
-
-
-@dataclass
-class IndexStatus:
-    """What the index holds compared with the notes on disk."""
-
-    indexed: bool
-    sources: int
-    chunks: int
-    last_indexed: str | None
-    stale_sources: list[str] = field(default_factory=list)
-    new_sources: list[str] = field(default_factory=list)
-    removed_sources: list[str] = field(default_factory=list)
-    settings_changed: bool = False
-    interrupted_sources: list[str] = field(default_factory=list)  # an indexing run on them did not finish
-
-    @property
-    def stale(self) -> bool:
-        return bool(
-            self.stale_sources or self.new_sources or self.removed_sources or self.settings_changed
-            or self.interrupted_sources
-        ) or not self.indexed
+QUERY_VECTOR_CACHE = 512  # recent query vectors remembered (a follow-up re-asks the same condensed query)
 
 
 class Engine:
-    """Index and search one notes collection as configured by ``settings``."""
+    """Index and search one notes collection as configured by ``settings``.
+
+    Args:
+        settings: notes path, data dir, collection, chunking, retrieval weights.
+        embedder: a ready ``LocalEmbeddings`` (tests share one); loaded on first need otherwise.
+        client: a ready chromadb client; built from the settings otherwise.
+        take_over: accept a data dir with foreign files (``--rebuild``).
+    """
 
     def __init__(self, settings: Settings, embedder=None, client=None, take_over: bool = False) -> None:
-        """``take_over``: accept a data dir with foreign files (``--rebuild``)."""
         self.settings = settings
         self._take_over = take_over
         self._embedder = embedder
         self._client = client
         self._indexer: Indexer | None = None
+        self._sync: NotesSync | None = None
         self._retriever: HybridRetriever | None = None
         # One indexing run per Engine at a time; across processes, Indexer.lock (flock) serialises writers.
         self._index_lock = threading.Lock()
@@ -104,7 +72,7 @@ class Engine:
     @property
     def client(self):
         if self._client is None:
-            data_dir = self._check_data_dir()
+            data_dir = prepare_data_dir(self.settings.data_dir, self._take_over)
             self._client = make_client(data_dir, self.settings.chroma_host, self.settings.chroma_port)
         return self._client
 
@@ -114,17 +82,29 @@ class Engine:
             from vectorstore.indexer import Indexer
 
             self._indexer = Indexer(
-                self.client, self.settings.collection, self._check_data_dir(), lambda: self.embedder, self.model_name,
-                self.settings.cache_dir,
+                self.client, self.settings.collection, prepare_data_dir(self.settings.data_dir, self._take_over),
+                lambda: self.embedder, self.model_name, self.settings.cache_dir,
             )
         return self._indexer
+
+    @property
+    def sync(self) -> NotesSync:
+        if self._sync is None:
+            s = self.settings
+            # Indexing puts the answer units in the embedding cache too (before writing
+            # anything), so answering embeds only the query.
+            from assistant.answerers.extractive import unit_texts_of as unit_texts
+
+            self._sync = NotesSync(self.indexer, s.notes_path, s.chunk_tokens, s.chunk_overlap, unit_texts)
+        return self._sync
 
     @property
     def retriever(self) -> HybridRetriever:
         if self._retriever is None:
             s = self.settings
             self._retriever = HybridRetriever(
-                self.client, s.collection, self.query_encoder, s.dense_weight, s.bm25_weight, s.rrf_k, s.mmr
+                self.client, s.collection, self.query_encoder,
+                dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k, mmr=s.mmr,
             )
         return self._retriever
 
@@ -139,7 +119,7 @@ class Engine:
         return self._query_encoder
 
     def embed_query(self, text: str):
-        """The query's normalised vector (numpy array); the last 512 queries are remembered.
+        """The query's normalised vector (numpy array); the last ``QUERY_VECTOR_CACHE`` queries are remembered.
 
         Always the numpy encoder when the model allows: after an index run in the same
         process, torch's thread pool made a query embedding 5× slower (170 vs 37 ms).
@@ -149,7 +129,7 @@ class Engine:
             vector = self.query_encoder.embed_query_array(text)
             with self._query_vectors_lock:
                 self._query_vectors[text] = vector
-                while len(self._query_vectors) > 512:
+                while len(self._query_vectors) > QUERY_VECTOR_CACHE:
                     self._query_vectors.pop(next(iter(self._query_vectors)))
         return vector
 
@@ -157,78 +137,22 @@ class Engine:
     def unit_embeddings(self):
         """Embeddings for answer units, through the on-disk content-hash cache."""
         if self._unit_embeddings is None:
-            from vectorstore.embeddings import LazyEmbeddings, cached_embedder
+            from vectorstore.embedding_cache import cached_embedder
+            from vectorstore.embeddings import LazyEmbeddings
 
             # Lazy: answering reads units from the cache and should not load torch for that.
             lazy = LazyEmbeddings(lambda: self.embedder)
             self._unit_embeddings, _ = cached_embedder(lazy, self.settings.cache_dir, self.model_name)
         return self._unit_embeddings
 
-    def _unit_texts(self, documents: list[Document]) -> list[str]:
-        """The answer-unit texts of ``documents``: indexing puts them in the embedding cache
-        (before writing anything), so answering embeds only the query."""
-        from assistant.extractive import unit_text, units_of
-
-        return [
-            unit_text(d.metadata["heading"], text)
-            for d in documents
-            for _, _, text in units_of(d.page_content, d.metadata["start_line"])
-        ]
-
     @property
     def model_name(self) -> str:
         return Path(self.settings.model_path).name
 
-    def _check_data_dir(self) -> Path:
-        data_dir = Path(self.settings.data_dir)
-        if data_dir.exists() and not data_dir.is_dir():
-            raise CorruptIndexError(f"data dir {data_dir} is a file, not a folder; point NOTES_ASSISTANT_DATA_DIR elsewhere")
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            probe = data_dir / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as e:
-            raise CorruptIndexError(f"data dir {data_dir} is not writable ({e.strerror}); fix its permissions or set --data-dir") from e
-        marker = data_dir / DATA_DIR_MARKER
-        if not marker.exists():
-            foreign = sorted(p.name for p in data_dir.iterdir())
-            if foreign and not self._take_over:
-                raise CorruptIndexError(
-                    f"data dir {data_dir} holds files notes-assistant did not write ({', '.join(foreign[:3])}); "
-                    "use an empty folder, or --rebuild to take it over"
-                )
-            marker.write_text("notes-assistant index; safe to delete the whole folder to start over\n")
-        return data_dir
-
     # -- indexing ------------------------------------------------------------
-    def _chunk_settings(self) -> dict:
-        return {
-            "chunk_tokens": self.settings.chunk_tokens,
-            "chunk_overlap": self.settings.chunk_overlap,
-            "model": self.model_name,
-            "collection": self.settings.collection,
-        }
-
     def status(self) -> IndexStatus:
         """Compare the manifest of the last run with the notes on disk (hashes only, no parsing)."""
-        notes, _ = read_notes(self.settings.notes_path)
-        manifest = self.indexer.read_manifest()
-        if manifest is None:
-            return IndexStatus(False, 0, 0, None, new_sources=[n.source for n in notes])
-        known: dict[str, str] = manifest.get("sources", {})
-        on_disk = {n.source: n.content_hash for n in notes}
-        return IndexStatus(
-            indexed=True,
-            sources=len(known),
-            chunks=int(manifest.get("chunks", 0)),
-            last_indexed=manifest.get("last_indexed"),
-            stale_sources=sorted(s for s, h in on_disk.items() if s in known and known[s] != h),
-            new_sources=sorted(s for s in on_disk if s not in known),
-            removed_sources=sorted(s for s in known if s not in on_disk),
-            settings_changed=manifest.get("settings") != self._chunk_settings(),
-            interrupted_sources=sorted(manifest.get("pending", [])),
-        )
+        return self.sync.status()
 
     def index(
         self,
@@ -245,7 +169,7 @@ class Engine:
 
         Args:
             rebuild: drop the collection and records first (vectors still come from the cache).
-            progress: optional callable(done, total) for embedding progress.
+            progress: optional callable(done, total) over the texts embedded.
             lock_timeout: seconds to wait while another process indexes; None = as long as it
                 takes, 0 = fail at once.
             notify: told (once) who holds the index lock when we have to wait for it.
@@ -254,142 +178,59 @@ class Engine:
             NotesNotFoundError / NoNotesError: nothing to index.
             IndexBusyError: another process still indexes after ``lock_timeout``.
         """
-        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
-            return self._write(lambda: self._index_locked(rebuild, progress))
+        return self._locked_write(lambda: self.sync.run(rebuild, progress), lock_timeout, notify)
 
     def repair(self, progress: Callable[[int, int], None] | None = None, *, lock_timeout: float | None = None,
                notify: Callable[[str], None] | None = None) -> IndexReport:
         """Fix whatever ``check`` finds: roll back interrupted writes, realign the record manager
         with Chroma, then re-derive every source from disk with full cleanup (nothing re-embedded
         that is in the cache)."""
-        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
-            return self._write(lambda: self._index_locked(False, progress, repair=True))
+        return self._locked_write(lambda: self.sync.run(False, progress, repair=True), lock_timeout, notify)
 
-    def _write(self, run):
-        """Run a write (lock held); after a storage error, reopen the embedded store before the next one.
+    def check(self, *, lock_timeout: float | None = None,
+              notify: Callable[[str], None] | None = None) -> "ConsistencyReport":
+        """Compare record manager, Chroma and the files on disk; returns a ``ConsistencyReport``."""
+        # Under the lock: a writer's staged rows are not problems, just work in progress.
+        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
+            return self.sync.check()
+
+    def _locked_write(self, run: Callable[[], "IndexReport"], lock_timeout, notify) -> "IndexReport":
+        """Run an index write under both locks; after a storage error, reopen the embedded store.
 
         Embedded Chroma can hang on the first write after a failed one (seen with a full
         disk) until its client is closed; reopening it clears that.
         """
         from vectorstore.client import is_storage_error
 
-        if self._reopen_store:
-            self._reopen_client()
-        try:
-            return run()
-        except Exception as e:
-            if is_storage_error(e) and not self.settings.server_mode:
-                self._reopen_store = True
-                logger.warning("index write failed (%s); the store is reopened before the next run", e)
-            raise
+        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
+            if self._reopen_store:
+                self._reopen_client()
+            try:
+                report = run()
+            except Exception as e:
+                if is_storage_error(e) and not self.settings.server_mode:
+                    self._reopen_store = True
+                    logger.warning("index write failed (%s); the store is reopened before the next run", e)
+                raise
+        if (report.changed or report.recovered) and self._retriever is not None:
+            # In-process searches switch now; other processes notice within seconds.
+            self._retriever.refresh(force=True)
+        return report
 
     def _reopen_client(self) -> None:
+        """A new client, and the components that hold one built anew around it."""
         old, self._client = self._client, None
         if old is not None and hasattr(old, "close"):
             try:
                 old.close()
             except Exception as e:  # a broken client may fail to close; the new one is what matters
                 logger.debug("closing the old client failed: %s", e)
-        client = self.client
-        if self._indexer is not None:
-            self._indexer.client = client
+        # Rebuilt lazily around the new client. The run in progress still holds the old
+        # indexer's file lock (same file) until it ends; the thread lock keeps this engine serial.
+        self._indexer, self._sync = None, None
         if self._retriever is not None:
-            self._retriever.client = client
-            self._retriever.refresh(force=True)
+            self._retriever = self._retriever.with_client(self.client)
         self._reopen_store = False
-
-    def check(self, *, lock_timeout: float | None = None, notify: Callable[[str], None] | None = None):
-        """Compare record manager, Chroma and the files on disk; returns a ``ConsistencyReport``."""
-        from vectorstore.consistency import ExpectedChunk, check_index
-
-        notes, _ = read_notes(self.settings.notes_path)
-        expected = [
-            ExpectedChunk(c.chunk_id, c.source, c.start_line, c.end_line, c.content_hash)
-            for n in notes
-            for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)
-        ]
-        on_disk = {n.source: n.content_hash for n in notes}
-        # Under the lock: a writer's staged rows are not problems, just work in progress.
-        with self._index_lock, self.indexer.lock.hold(lock_timeout, notify):
-            return check_index(self.indexer, expected, on_disk, self._chunk_settings())
-
-    def _index_locked(self, rebuild: bool, progress, repair: bool = False) -> IndexReport:
-        started = time.perf_counter()
-        notes, skipped = read_notes(self.settings.notes_path)
-        if not notes:
-            raise NoNotesError(
-                f"no readable .md/.markdown/.txt notes under {self.settings.notes_path}; add notes or point --notes elsewhere"
-            )
-        indexer = self.indexer
-        manifest = None if rebuild else indexer.read_manifest()
-        if rebuild or (manifest or {}).get("settings", {}).get("model", self.model_name) != self.model_name:
-            # Another model means other vectors for the same chunk ids: start over.
-            indexer.reset()
-            manifest = None
-        manifest = manifest or {}
-        interrupted = set(manifest.get("pending", []))
-        recovery = indexer.recover(reconcile=repair or not manifest or bool(interrupted))
-        known: dict[str, str] = manifest.get("sources", {})
-        full = repair or manifest.get("settings") != self._chunk_settings()
-        current = {n.source: n.content_hash for n in notes}
-        # A source an interrupted run was adding may have been committed before the crash.
-        removed = sorted((set(known) | interrupted) - set(current))
-        changed = [n for n in notes if full or known.get(n.source) != n.content_hash or n.source in interrupted]
-        from vectorstore.indexer import IndexReport
-
-        report = IndexReport(sources=len(notes), skipped_files=[s.source for s in skipped], recovered=recovery.any)
-        counts = {s: n for s, n in manifest.get("chunk_counts", {}).items() if s in current}
-        if changed or removed:
-            # "full" when a source disappeared or chunking changed: every current chunk is
-            # presented, so anything else is stale. Otherwise only changed sources are read.
-            cleanup = "full" if (removed or full) else "incremental"
-            to_chunk = notes if cleanup == "full" else changed
-            documents = [
-                chunk_document(c)
-                for n in to_chunk
-                for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)
-            ]
-            pending = sorted(interrupted | {n.source for n in to_chunk} | set(removed))
-
-            def journal() -> None:
-                indexer.write_manifest({**manifest, "pending": pending})
-
-            run = indexer.sync(documents, cleanup, progress, extra_texts=self._unit_texts, before_write=journal)
-            report.added, report.updated, report.deleted = run.added, run.updated, run.deleted
-            report.skipped, report.embedded, report.generation = run.skipped, run.embedded, run.generation
-            report.changed_sources = sorted(n.source for n in changed)
-            report.removed_sources = removed
-            chunked = {n.source for n in to_chunk}
-            report.skipped += sum(n for s, n in counts.items() if s not in chunked)
-            for source in chunked:
-                counts[source] = 0
-            for d in documents:
-                counts[d.metadata["source"]] += 1
-        else:
-            report.skipped = sum(counts.values())
-            report.generation = int(manifest.get("generation", 0))
-
-        report.chunks = sum(counts.values())
-        touched = bool(changed or removed or not manifest)
-        indexer.write_manifest(
-            {
-                "settings": self._chunk_settings(),
-                "sources": current,
-                "chunk_counts": counts,
-                "chunks": report.chunks,
-                "generation": report.generation,
-                "last_indexed": indexer.now() if touched else manifest.get("last_indexed"),
-            }
-        )
-        if (report.changed or recovery.any) and self._retriever is not None:
-            # In-process searches switch now; other processes notice within seconds.
-            self._retriever.refresh(force=True)
-        report.seconds = time.perf_counter() - started
-        logger.info(
-            "indexed %s changed=%s removed=%s", report.summary(),
-            ",".join(report.changed_sources[:5]) or "-", ",".join(report.removed_sources[:5]) or "-",
-        )
-        return report
 
     def _served_elsewhere(self) -> bool:
         """Server mode, no local manifest, and the server's collection already holds an index:
@@ -414,7 +255,7 @@ class Engine:
             return None
         if notify:
             if not status.indexed:
-                notify("no index yet: building it (first run embeds every chunk, ~20 s)…")
+                notify("no index yet: building it (the first run embeds every chunk and answer unit)…")
             elif status.interrupted_sources:
                 notify("the last indexing run did not finish: completing it…")
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["condense", "needs_context", "last_user_question"]
+__all__ = ["condense", "needs_context"]
 
 _PRONOUN_LED = re.compile(
     r"^\s*(and|also|but|so|then|what about|how about|and what|and how|what of|same for|"
@@ -36,13 +36,6 @@ def needs_context(question: str) -> bool:
     words = re.findall(r"[\w'-]+", question)
     content = [w for w in words if w.lower() not in _STOP]
     return bool(_PRONOUN_LED.match(question)) or len(content) <= 2 or (len(words) <= 8 and bool(_PRONOUN.search(question)))
-
-
-def last_user_question(history: Sequence[dict]) -> str:
-    for turn in reversed(history or ()):
-        if isinstance(turn, dict) and turn.get("role") == "user" and str(turn.get("content", "")).strip():
-            return str(turn["content"])
-    return ""
 
 
 def _subject(text: str) -> str:

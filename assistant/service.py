@@ -11,9 +11,10 @@ import time
 from collections.abc import Iterator, Sequence
 
 from assistant.abstain import Evidence, assess
-from assistant.answer import NOT_COVERED, RESET, Answer, Citation, escape_html, viewer_link
+from assistant.answer import NOT_COVERED, RESET, Answer, Citation, says_not_covered, viewer_link
+from assistant.citations import escape_html
 from assistant.engine import Engine
-from assistant.extractive import ExtractiveAnswerer
+from assistant.answerers.extractive import ExtractiveAnswerer
 from assistant.followup import condense
 from assistant.settings import Settings
 
@@ -50,7 +51,7 @@ class Assistant:
 
     def llm(self, backend: str, settings: Settings | None = None):
         """The LLM answerer for ``backend`` (built once per endpoint/model)."""
-        from assistant.llm import LLMAnswerer
+        from assistant.answerers.llm import LLMAnswerer
 
         s = settings or self.settings
         key = (backend, s.llm_base_url, s.llm_model, s.llm_api_key, s.llm_timeout, s.llm_context_tokens)
@@ -137,7 +138,7 @@ class Assistant:
                     text, citations, dropped = llm.finalize(text, sources)
                     if dropped:
                         notices.append(f"Removed citation markers that point to no source: {', '.join(dropped)}.")
-                    if not citations and _says_not_covered(text):
+                    if not citations and says_not_covered(text):
                         text, abstained = _not_covered(results), True
                     elif not citations:
                         flagged = True
@@ -168,12 +169,6 @@ class Assistant:
             flagged=flagged,
             evidence=_evidence_json(evidence),
         )
-
-
-def _says_not_covered(text: str) -> bool:
-    from assistant.llm import says_not_covered
-
-    return says_not_covered(text)
 
 
 def _reason(error: Exception) -> str:

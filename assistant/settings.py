@@ -9,13 +9,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings", "default_model_path"]
+__all__ = [
+    "ENV_PREFIX", "BACKENDS", "LLM_BACKENDS", "Backend", "Settings", "SettingsError", "load_settings",
+    "default_model_path", "clean_question",
+]
 
 ENV_PREFIX = "NOTES_ASSISTANT_"
+
+Backend = Literal["extractive", "openai", "ollama"]
+BACKENDS: tuple[str, ...] = get_args(Backend)  # the answerers, offline one first
+LLM_BACKENDS: tuple[str, ...] = BACKENDS[1:]  # the ones that call an LLM endpoint
 
 
 class SettingsError(ValueError):
@@ -49,7 +56,7 @@ class Settings(BaseModel):
     mmr: bool = Field(True, description="Drop results whose lines overlap a better-ranked result.")
     chroma_host: str = Field("", description="Chroma server host; empty = embedded Chroma in data_dir.")
     chroma_port: int = Field(8000, ge=1, le=65535, description="Chroma server port.")
-    backend: Literal["extractive", "openai", "ollama"] = Field("extractive", description="Answerer.")
+    backend: Backend = Field("extractive", description="Answerer.")
     llm_base_url: str = Field("", description="OpenAI-compatible base URL (e.g. http://127.0.0.1:8080/v1) or Ollama URL.")
     llm_model: str = Field("", description="Model name for the LLM backend.")
     llm_api_key: str = Field("", description="API key for the OpenAI-compatible backend (any string for local servers).")
@@ -88,6 +95,22 @@ class Settings(BaseModel):
             return Settings(**{**self.model_dump(), **values})
         except ValidationError as e:
             raise SettingsError(_explain(e)) from e
+
+
+def clean_question(text: str, limit: int) -> tuple[str, bool]:
+    """Whitespace collapsed and cut to ``limit`` characters; returns ``(question, truncated)``.
+
+    The one place the question-length rule lives (``max_question_chars``): CLI, API and UI use it.
+
+    >>> clean_question("  what   is    S3? ", 2000)
+    ('what is S3?', False)
+    >>> clean_question("abcdef", 3)
+    ('abc', True)
+    """
+    question = " ".join(str(text).split())
+    if len(question) > limit:
+        return question[:limit], True
+    return question, False
 
 
 def _explain(error: ValidationError) -> str:

@@ -68,10 +68,10 @@ class NotesWatcher:
         max_delay: under a constant stream of changes, run at least this often.
         retry_after: seconds before a failed run is retried.
 
-    Example:
-        >>> watcher = NotesWatcher(engine, debounce=1.0, on_report=print).start()  # doctest: +SKIP
-        >>> ...
-        >>> watcher.stop()  # doctest: +SKIP
+    Example (needs an ``Engine``, so not a doctest; tests/test_watch.py runs it)::
+
+        watcher = NotesWatcher(engine, debounce=1.0, on_report=print).start()
+        watcher.stop()  # on shutdown
     """
 
     def __init__(

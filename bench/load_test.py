@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _common import percentile  # noqa: E402
 
-from assistant.web_security import is_loopback  # noqa: E402
+from assistant.web.access import is_loopback  # noqa: E402
 
 CLIENTS = 16
 DURATION_S = 30.0

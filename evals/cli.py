@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from assistant.cli import UserError, _engine, _run_guarded, _settings, emit_json, ensure_index
+from assistant.cli.options import global_options
+from assistant.cli.output import (
+    UserError, emit_json, ensure_index, make_engine, progress_bar, run_guarded, settings_from,
+)
+from assistant.settings import BACKENDS
 from evals.errors import EvalError
 
 __all__ = ["eval_command", "default_dataset", "default_out_dir", "parse_floors", "missed_floors"]
 
 logger = logging.getLogger(__name__)
-
-BACKENDS = ("extractive", "openai", "ollama")
 
 
 def default_dataset() -> Path:
@@ -74,26 +76,6 @@ def missed_floors(summary: dict, floors: dict[str, float]) -> list[str]:
     return missed
 
 
-def _bar(desc: str):
-    """A tqdm bar on stderr for questions; returns (callback, close)."""
-    from tqdm import tqdm
-
-    state: dict = {}
-
-    def update(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit="q", file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
-
-    def close() -> None:
-        if "bar" in state:
-            state["bar"].close()
-            state.clear()
-
-    return update, close
-
-
 def _summary_text(result) -> str:
     from evals.report import SUMMARY_ROWS, fmt
 
@@ -133,13 +115,14 @@ def _warn_skipped(dataset) -> None:
 @click.option("--llm-base-url", default=None, help="OpenAI-compatible or Ollama base URL (LLM backends).")
 @click.option("--llm-model", default=None, help="LLM model name (LLM backends).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the metrics object as JSON on stdout.")
+@global_options
 @click.pass_context
 def eval_command(ctx, dataset_path, backend, out_dir, compare_dir, floors, ablate, sweeps, llm_base_url, llm_model,
                  as_json):
     """Measure retrieval and answer quality on a question set; write metrics, report and charts."""
     from evals.metrics import metric_names
 
-    settings = _settings(ctx, backend=backend, llm_base_url=llm_base_url, llm_model=llm_model)
+    settings = settings_from(ctx, backend=backend, llm_base_url=llm_base_url, llm_model=llm_model)
     floors = parse_floors(floors, metric_names(ablate))
     dataset_path = dataset_path or default_dataset()
     out_dir = out_dir or default_out_dir()
@@ -161,16 +144,13 @@ def eval_command(ctx, dataset_path, backend, out_dir, compare_dir, floors, ablat
         from evals.dataset import corpus_lines, load_dataset
         from evals.runner import execute
 
-        engine = _engine(settings)
+        engine = make_engine(settings)
         ensure_index(engine)
         dataset = load_dataset(dataset_path, corpus_lines(settings.notes_path))
         _warn_skipped(dataset)
-        update, close = _bar("eval")
-        try:
+        with progress_bar("eval", "q") as update:
             return execute(Assistant(engine, settings), dataset_path, out_dir, ablate, backend, update, previous,
                            dataset)
-        finally:
-            close()
 
     result = _guarded(run)
     _warn_fallbacks(result.metrics)
@@ -200,7 +180,7 @@ def _warn_fallbacks(metrics: dict) -> None:
 
 def _guarded(fn):
     try:
-        return _run_guarded(fn)
+        return run_guarded(fn)
     except EvalError as e:
         raise UserError(str(e)) from e
     except ImportError as e:  # an optional backend's package is missing
@@ -216,21 +196,14 @@ def _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json) ->
     except EvalError as e:
         raise UserError(str(e)) from e
     click.echo(f"sweep: {len(configs)} configurations on {dataset_path}", err=True)
-    bars: list = []
+    with ExitStack() as bars:
 
-    def progress_factory(label: str):
-        for close in bars:
-            close()
-        update, close = _bar(label)
-        bars.append(close)
-        return update
+        def progress_factory(label: str):
+            bars.close()  # one bar at a time: the previous configuration's is done
+            return bars.enter_context(progress_bar(label, "q"))
 
-    try:
         results = _guarded(lambda: run_sweep(settings, dataset_path, configs, out_dir, backend, ablate,
                                              prepare=ensure_index, progress_factory=progress_factory))
-    finally:
-        for close in bars:
-            close()
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "sweep.json", results)
     (out_dir / "sweep.md").write_text("# Sweep\n\n" + format_sweep_table(results, markdown=True), encoding="utf-8")

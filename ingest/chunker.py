@@ -66,11 +66,6 @@ class Chunk:
         key = "\x1f".join((self.source, self.heading, f"{self.start_line}-{self.end_line}", self.content_hash))
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
-    @property
-    def embed_text(self) -> str:
-        """What gets embedded and BM25-indexed: the heading path on the first line, then the text."""
-        return f"{self.heading}\n{self.text}" if self.heading_path else self.text
-
 
 # A "piece" is (first line, last line, text): a run of whole lines, or part of one line.
 _Piece = tuple[int, int, str]

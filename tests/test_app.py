@@ -181,7 +181,7 @@ def test_viewer_refuses_everything_but_indexed_notes_inside_the_root(client, cor
 
 def test_symlink_out_of_the_root_is_neither_indexed_nor_served(client, corpus):
     _, assistant, _ = corpus
-    from assistant.viewer import resolve_note
+    from assistant.web.viewer import resolve_note
 
     sources = {m["source"] for m in assistant.engine.retriever.snapshot.metadatas}
     assert "escape.md" not in sources  # the reader refuses symlinks out of the notes folder
@@ -307,7 +307,7 @@ def test_malformed_auth_refuses_to_start(corpus, capsys, monkeypatch, auth):
 
 
 def test_exposure_rules():
-    from assistant.web_security import exposure_problem
+    from assistant.web.access import exposure_problem
 
     assert exposure_problem("127.0.0.1", "") is None
     assert exposure_problem("::1", "") is None
@@ -356,7 +356,8 @@ HOSTILE = [
 
 @pytest.mark.parametrize("markdown", HOSTILE)
 def test_rendered_markdown_has_no_live_code(markdown):
-    from assistant.render import render_markdown, sanitize_html
+    from assistant.web.render import render_markdown
+    from assistant.web.sanitize import sanitize_html
 
     rendered = [render_markdown(markdown), render_markdown(f"- item\n\n  {markdown}")]
     for html in [*rendered, sanitize_html(markdown)]:
@@ -370,7 +371,7 @@ def test_rendered_markdown_has_no_live_code(markdown):
 
 def test_citation_markers_link_to_the_viewer_and_unknown_ones_stay_text():
     from assistant.answer import Citation
-    from assistant.render import render_markdown
+    from assistant.web.render import render_markdown
 
     cite = Citation(1, "deep/er/space name.md", ("Deep", "Nested heading"), 5, 5, "Marmots whistle.")
     html = render_markdown("Marmots whistle [1]; see also [2]. `[1]` in code stays.", [cite])
@@ -381,7 +382,7 @@ def test_citation_markers_link_to_the_viewer_and_unknown_ones_stay_text():
 
 def test_answer_html_shows_notices_condensed_query_and_sources_escaped():
     from assistant.answer import Answer, Citation
-    from assistant.render import answer_html
+    from assistant.web.render import answer_html
 
     answer = Answer(
         question="and <b>how</b>?", answer="Spin it [1].", abstained=False, backend="extractive",
@@ -399,7 +400,7 @@ def test_answer_html_shows_notices_condensed_query_and_sources_escaped():
 
 def test_abstained_answers_say_so():
     from assistant.answer import NOT_COVERED, Answer
-    from assistant.render import answer_html
+    from assistant.web.render import answer_html
 
     html = answer_html(Answer("q", NOT_COVERED, [], True, "extractive", "q"))
     assert 'class="na-note"' in html and "Not found in your notes" in html
@@ -408,7 +409,7 @@ def test_abstained_answers_say_so():
 def test_conversation_export_is_markdown_with_sources():
     from datetime import datetime, timezone
 
-    from assistant.web_chat import chat_history, conversation_markdown
+    from assistant.web.chat_state import chat_history, conversation_markdown
 
     turns = [
         {"kind": "answer", "question": "Which port?", "answer": "Port 4417 [1].", "condensed_query": "Which port?",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 import re
 
-import numpy as np
 import pytest
 
-from assistant.answer import NOT_COVERED, RESET, Answer, escape_html
+from assistant.answer import NOT_COVERED, RESET, Answer
+from assistant.citations import escape_html
 from assistant.engine import Engine
 from assistant.followup import condense, needs_context
 from assistant.service import Assistant
@@ -147,13 +147,3 @@ def test_raw_html_in_notes_is_escaped_in_answers(tmp_path, make_settings, embedd
 
 def test_escape_html_leaves_code_alone():
     assert escape_html("a <b> `<c>`\n```\n<d>\n```") == "a &lt;b&gt; `<c>`\n```\n<d>\n```"
-
-
-def test_numpy_query_encoder_matches_sentence_transformers(bundled_engine, embedder):
-    from vectorstore.query_encoder import NumpyQueryEncoder
-
-    assert isinstance(bundled_engine.query_encoder, NumpyQueryEncoder)
-    for text in ["Why can't my lambda in a VPC reach the internet?", "x", "🙂 émoji ünïcode", "word " * 400]:
-        ours = bundled_engine.embed_query(text)
-        reference = np.asarray(embedder.embed_query(text), dtype=np.float32)
-        assert np.abs(ours - reference).max() < 1e-5

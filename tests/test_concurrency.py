@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-import vectorstore.staging
+import vectorstore.generations
 from assistant.engine import Engine
 from tests.indexing_helpers import expected_chunks, write_corpus
 
@@ -100,14 +100,14 @@ def test_a_reader_in_the_middle_of_a_run_sees_the_previous_generation(tmp_path, 
 
     # Hold the writer exactly between its writes and its commit.
     reached, release = threading.Event(), threading.Event()
-    real_commit = vectorstore.staging.commit
+    real_commit = vectorstore.generations.commit
 
     def paused_commit(collection, generation):
         reached.set()
         assert release.wait(120)
         real_commit(collection, generation)
 
-    monkeypatch.setattr(vectorstore.staging, "commit", paused_commit)
+    monkeypatch.setattr(vectorstore.generations, "commit", paused_commit)
     log.write_text(log_version("beta"))
     run = threading.Thread(target=writer.index)
     run.start()

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-import vectorstore.staging
+import vectorstore.generations
+from assistant.answerers.extractive import unit_texts_of
 from assistant.engine import Engine
 from tests.conftest import BUNDLED_NOTES
 from tests.indexing_helpers import PYTHON, REPO, cli_env, expected_chunks, write_corpus
@@ -31,7 +32,7 @@ READER = r"""
 import json, os, sys
 from assistant.engine import Engine
 from assistant.settings import load_settings
-from vectorstore.staging import visible_rows
+from vectorstore.generations import visible_rows
 
 engine = Engine(load_settings(os.environ))
 collection = engine.indexer.collection()
@@ -197,7 +198,7 @@ def small_index(tmp_path, make_settings, embedder):
 
 
 def journal_documents(engine: Engine, notes: Path) -> list:
-    from assistant.engine import chunk_document
+    from vectorstore.sync import chunk_document
     from ingest import chunk_note
 
     return [chunk_document(c) for c in chunk_note((notes / "journal.md").read_text(), "journal.md")]
@@ -225,7 +226,7 @@ def test_an_embedder_failing_half_way_changes_nothing_and_the_next_run_completes
 
     fixed = Engine(settings, embedder=embedder)
     new_documents = [d for d in journal_documents(fixed, notes)]
-    needed = len(new_documents) + len(fixed._unit_texts(new_documents))  # texts a first full attempt embeds
+    needed = len(new_documents) + len(unit_texts_of(new_documents))  # texts a first full attempt embeds
     report = fixed.index()
     assert report.added == len(new_documents) and report.deleted == 0
     assert 0 < report.embedded <= needed - 128  # the rest, not the 128 the failed run cached
@@ -242,7 +243,7 @@ def test_a_failed_commit_rolls_back_and_the_next_run_completes(small_index, embe
     def disk_full(collection, generation):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(vectorstore.staging, "commit", disk_full)
+    monkeypatch.setattr(vectorstore.generations, "commit", disk_full)
     with pytest.raises(OSError, match="No space left"):
         engine.index()
     assert engine.indexer.collection().count() > len(ids_before)  # the new rows were written, invisible
@@ -302,3 +303,45 @@ def test_a_torn_embedding_cache_file_is_embedded_again(small_index, embedder):
     assert report.embedded >= len(cache_files)  # every torn vector re-embedded, none decoded as garbage
     assert engine.search("sourdough starter feeding", 1)[0].source == "kitchen.md"
     assert not [p for p in Path(settings.cache_dir).rglob(".tmp-*")]  # no temp files left behind
+
+
+def test_check_finds_every_kind_of_damage_and_repair_fixes_it(small_index, embedder):
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+    from vectorstore.generations import BORN_KEY, RETIRED_KEY
+
+    engine, settings, notes = small_index
+    collection = engine.indexer.collection()
+    rows = collection.get(include=["metadatas", "documents", "embeddings"])
+    first, second = rows["ids"][0], rows["ids"][1]
+    meta, vector, text = rows["metadatas"][1], rows["embeddings"][1], rows["documents"][1]
+    generation = engine.indexer.generation()
+
+    collection.delete(ids=[first])  # a chunk lost from Chroma: missing, and its record is an orphan
+    engine.indexer.record_manager.delete_keys([second])  # a chunk the record manager forgot: unrecorded
+    collection.add(ids=["copy-of-second"], embeddings=[vector], documents=[text], metadatas=[meta])  # a duplicate
+    collection.add(ids=["ghost"], embeddings=[vector], documents=["- a ghost"], metadatas=[
+        {**meta, "source": "ghost.md", "chunk_id": "ghost", "content_hash": "0" * 64}])  # a removed note's chunk
+    collection.add(ids=["staged"], embeddings=[vector], documents=["- half-written"], metadatas=[
+        {**meta, "chunk_id": "staged", BORN_KEY: generation + 1, RETIRED_KEY: 0}])  # an interrupted run's row
+
+    report = engine.check()
+    assert [f.chunk_id for f in report.missing] == [first] and report.orphan_records == [first]
+    assert {f.chunk_id for f in report.extra} == {"copy-of-second", "ghost"}
+    assert [f.chunk_id for f in report.duplicates] == ["copy-of-second"]
+    assert {f.chunk_id for f in report.unrecorded} == {second, "copy-of-second", "ghost"}
+    assert report.uncommitted == 1 and not report.stale_sources and not report.ok
+
+    env = {"NOTES_ASSISTANT_NOTES_PATH": str(notes), "NOTES_ASSISTANT_DATA_DIR": str(settings.data_dir),
+           "NOTES_ASSISTANT_EMBEDDING_CACHE_DIR": str(settings.cache_dir)}
+    checked = CliRunner().invoke(cli, ["index", "--check"], env=env)
+    assert checked.exit_code == 1 and "missing chunks: 1" in checked.output and "duplicate chunks: 1" in checked.output
+
+    repaired = CliRunner().invoke(cli, ["index", "--repair"], env=env)
+    assert repaired.exit_code == 0, repaired.output
+    assert "ok: no problems" in repaired.output
+    fixed = Engine(settings, embedder=embedder)
+    assert fixed.check().ok
+    assert set(fixed.retriever.refresh(force=True).ids) == set(expected_chunks(notes))
+    assert "ghost" not in {r.chunk_id for r in fixed.search("a ghost", 10)}

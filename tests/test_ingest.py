@@ -118,8 +118,10 @@ def test_overlong_single_line_is_cut_between_sentences():
 
 
 def test_embed_text_carries_heading_path_but_text_is_original():
+    from vectorstore.text import embed_text
+
     chunk = chunk_note("# Lambda\n## Inside VPC\n- needs a NAT gateway", "n.md")[0]
-    assert chunk.embed_text.split("\n")[0] == "Lambda > Inside VPC"
+    assert embed_text(chunk.heading, chunk.text).split("\n")[0] == "Lambda > Inside VPC"
     assert chunk.text == "- needs a NAT gateway"
 
 

@@ -15,14 +15,8 @@ import pytest
 from assistant.answer import NOT_COVERED, RESET, Answer
 from assistant.errors import BackendNotConfiguredError, BackendUnavailableError
 from assistant.followup import condense as offline_condense
-from assistant.llm import (
-    SYSTEM_PROMPT,
-    answer_reserve,
-    build_messages,
-    escape_source,
-    fit_sources,
-    validate_citations,
-)
+from assistant.answerers.prompt import SYSTEM_PROMPT, answer_reserve, build_messages, escape_source, fit_sources
+from assistant.citations import validate_citations
 from assistant.service import Assistant
 from assistant.settings import SettingsError, load_settings
 from tests.fake_llm_server import FakeLLMServer, Reply, unused_port

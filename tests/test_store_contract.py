@@ -53,7 +53,7 @@ def make_engine(store, make_settings, embedder, corpus, tmp_path):
 
 
 def chroma_ids(engine: Engine) -> set[str]:
-    from vectorstore.staging import visible_rows
+    from vectorstore.generations import visible_rows
 
     return set(visible_rows(engine.indexer.collection())[1])
 

@@ -8,18 +8,18 @@ from importlib import import_module
 
 __all__ = [
     "LocalEmbeddings", "load_embedder",
-    "CorruptIndexError", "IndexNotBuiltError", "StoreUnavailableError",
-    "IndexReport", "Indexer",
+    "VectorStoreError", "CorruptIndexError", "IndexNotBuiltError", "StoreUnavailableError",
+    "IndexReport", "Indexer", "IndexStatus", "NotesSync",
     "HybridRetriever", "Mode", "SearchResult", "Snapshot",
-    "NotesChroma", "make_client",
+    "make_client",
 ]
 
 _WHERE = {
     "LocalEmbeddings": "embeddings", "load_embedder": "embeddings",
-    "CorruptIndexError": "errors", "IndexNotBuiltError": "errors", "StoreUnavailableError": "errors",
-    "IndexReport": "indexer", "Indexer": "indexer",
+    "VectorStoreError": "errors", "CorruptIndexError": "errors", "IndexNotBuiltError": "errors", "StoreUnavailableError": "errors",
+    "IndexReport": "indexer", "Indexer": "indexer", "IndexStatus": "sync", "NotesSync": "sync",
     "HybridRetriever": "retriever", "Mode": "retriever", "SearchResult": "retriever", "Snapshot": "retriever",
-    "NotesChroma": "store", "make_client": "client",
+    "make_client": "client",
 }
 
 

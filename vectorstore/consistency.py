@@ -138,7 +138,10 @@ def check_index(indexer: "Indexer", expected: list[ExpectedChunk], on_disk: dict
     same: dict[tuple, list[str]] = defaultdict(list)
     for chunk_id, meta in rows.items():
         same[(meta.get("source"), meta.get("start_line"), meta.get("end_line"), meta.get("content_hash"))].append(chunk_id)
-    report.duplicates = [finding(i, rows[i]) for ids in same.values() if len(ids) > 1 for i in sorted(ids)[1:]]
+    for ids in same.values():
+        if len(ids) > 1:  # the copy the files expect is the original; the others are duplicates
+            original = next((i for i in sorted(ids) if i in wanted), min(ids))
+            report.duplicates += [finding(i, rows[i]) for i in sorted(ids) if i != original]
     report.unrecorded = [finding(i, m) for i, m in rows.items() if records.get(i, "\0") != m.get("source")]
     report.orphan_records = sorted(k for k in records if k not in rows)
 

@@ -1,7 +1,8 @@
-"""Sentence-transformers embeddings from a local model path, cached by content hash.
+"""Sentence-transformers embeddings from a local model path (the cache is ``vectorstore.embedding_cache``).
 
 The model is loaded once per process per path (``load_embedder``). Nothing here
-may reach a model hub: ``HF_HUB_OFFLINE`` is set before the first load.
+may reach a model hub: the entry points' bootstrap sets ``HF_HUB_OFFLINE``, and
+the loader sets it again before the first load for library users who skipped it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-__all__ = ["LocalEmbeddings", "LazyEmbeddings", "load_embedder", "cached_embedder", "CountingEmbeddings"]
+__all__ = ["LocalEmbeddings", "LazyEmbeddings", "load_embedder"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,38 +101,3 @@ class LazyEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.factory().embed_query(text)
-
-
-class CountingEmbeddings(Embeddings):
-    """Wraps an embedder and counts texts actually embedded (cache misses when wrapped by the cache)."""
-
-    def __init__(self, inner: Embeddings, progress=None) -> None:
-        self.inner = inner
-        self.embedded = 0
-        self.progress = progress
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.inner.embed_documents(texts)
-        self.embedded += len(texts)
-        if self.progress is not None:
-            self.progress(len(texts))
-        return vectors
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.inner.embed_query(text)
-
-
-def cached_embedder(inner: Embeddings, cache_dir: Path, namespace: str, progress=None):
-    """``CacheBackedEmbeddings`` over a file store: a text is embedded once, ever.
-
-    Returns ``(cached, counter)``; ``counter.embedded`` tells how many texts missed the cache.
-    """
-    from langchain_classic.embeddings import CacheBackedEmbeddings
-    from langchain_classic.storage import LocalFileStore
-
-    counter = CountingEmbeddings(inner, progress)
-    store = LocalFileStore(str(cache_dir))
-    cached = CacheBackedEmbeddings.from_bytes_store(
-        counter, store, namespace=namespace, key_encoder="sha256", batch_size=256
-    )
-    return cached, counter

@@ -1,19 +1,19 @@
 """Errors of the index layer; each message says how to fix it."""
 
-__all__ = ["IndexError_", "IndexNotBuiltError", "CorruptIndexError", "StoreUnavailableError"]
+__all__ = ["VectorStoreError", "IndexNotBuiltError", "CorruptIndexError", "StoreUnavailableError"]
 
 
-class IndexError_(Exception):
-    """Base class for index problems (named with a trailing underscore: ``IndexError`` is a builtin)."""
+class VectorStoreError(Exception):
+    """Base class of the index layer's errors."""
 
 
-class IndexNotBuiltError(IndexError_):
+class IndexNotBuiltError(VectorStoreError):
     """Nothing has been indexed yet."""
 
 
-class CorruptIndexError(IndexError_):
+class CorruptIndexError(VectorStoreError):
     """The data dir is unreadable or was not written by notes-assistant."""
 
 
-class StoreUnavailableError(IndexError_):
+class StoreUnavailableError(VectorStoreError):
     """The Chroma server cannot be reached."""

@@ -27,12 +27,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vectorstore.batches import batched
 from vectorstore.client import COLLECTION_CONFIGURATION, is_storage_error
 from vectorstore.errors import CorruptIndexError
 from vectorstore.generations import committed_generation
@@ -41,7 +42,7 @@ from vectorstore.lock import LOCK_NAME, IndexLock
 if TYPE_CHECKING:
     from langchain_core.documents import Document
 
-    from vectorstore.staging import Recovery
+    from vectorstore.generations import Recovery
 
 __all__ = ["Indexer", "IndexReport", "MANIFEST_NAME", "RECORDS_NAME"]
 
@@ -89,11 +90,6 @@ class IndexReport:
 def chunk_key(document: "Document") -> str:
     """The record-manager key of a chunk document: its stable chunk id."""
     return document.metadata["chunk_id"]
-
-
-def _batches(items: Sequence, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Indexer:
@@ -171,10 +167,10 @@ class Indexer:
         The model loads on the first cache miss only: a rename or a rebuild from a warm
         cache never pays for loading it.
         """
+        from vectorstore.embedding_cache import cached_embedder
         from vectorstore.embeddings import LazyEmbeddings
-        from vectorstore.filestore import safe_cached_embedder
 
-        return safe_cached_embedder(LazyEmbeddings(self.get_embedder), self.cache_dir, self.model_name, progress)
+        return cached_embedder(LazyEmbeddings(self.get_embedder), self.cache_dir, self.model_name, progress)
 
     def store(self, generation: int | None = None, progress=None):
         """A ``StagingStore`` writing generation ``generation`` (default: committed + 1), and the cache counter."""
@@ -204,7 +200,7 @@ class Indexer:
         Call with the lock held. ``reconcile`` is needed when the manifest says a run
         did not finish (its record-manager updates may not match the rolled-back rows).
         """
-        from vectorstore.staging import recover
+        from vectorstore.generations import recover
 
         result = recover(self.collection())
         if reconcile or result.any:
@@ -218,7 +214,7 @@ class Indexer:
 
         Returns ``(added_or_regrouped, removed)``.
         """
-        from vectorstore.staging import visible_rows
+        from vectorstore.generations import visible_rows
 
         _, rows, _ = visible_rows(self.collection())
         want = {chunk_id: meta.get("source") for chunk_id, meta in rows.items()}
@@ -226,9 +222,9 @@ class Indexer:
         extra = [key for key in have if key not in want]
         wrong = [(key, source) for key, source in want.items() if key not in have or have[key] != source]
         manager = self.record_manager
-        for batch in _batches(extra, KEY_BATCH):
+        for batch in batched(extra, KEY_BATCH):
             manager.delete_keys(batch)
-        for batch in _batches(wrong, KEY_BATCH):
+        for batch in batched(wrong, KEY_BATCH):
             manager.update([k for k, _ in batch], group_ids=[s for _, s in batch])
         return len(wrong), len(extra)
 
@@ -257,12 +253,12 @@ class Indexer:
         """
         from langchain_core.indexing import index
 
-        from vectorstore.staging import collect_garbage, commit
-        from vectorstore.store import embed_text_of
+        from vectorstore import generations
+        from vectorstore.text import embed_text_of
 
         started = time.perf_counter()
         known: list[bool] = []
-        for batch in _batches([d.metadata["chunk_id"] for d in documents], KEY_BATCH):
+        for batch in batched([d.metadata["chunk_id"] for d in documents], KEY_BATCH):
             known.extend(self.record_manager.exists(batch))
         fresh = [d for d, exists in zip(documents, known) if not exists]
 
@@ -270,7 +266,7 @@ class Indexer:
         texts = [embed_text_of(d) for d in fresh] + (extra_texts(fresh) if extra_texts and fresh else [])
         cached, counter = self.cached_embedder()
         logger.debug("embedding phase texts=%d (new chunks=%d)", len(texts), len(fresh))
-        for done, batch in enumerate(_batches(texts, 128)):
+        for done, batch in enumerate(batched(texts, 128)):
             cached.embed_documents(list(batch))
             if progress:
                 progress(min(len(texts), (done + 1) * 128), len(texts))
@@ -290,8 +286,8 @@ class Indexer:
                 source_id_key="source", key_encoder=chunk_key, batch_size=INDEX_BATCH,
             )
             if store.staged or store.retired:
-                commit(self.collection(), generation)
-                collect_garbage(self.collection())
+                generations.commit(self.collection(), generation)
+                generations.collect_garbage(self.collection())
         except BaseException as e:
             # After a storage error (disk full…) embedded Chroma may hang on the next write in
             # this process; the next run rolls back on a reopened client instead (Engine.index).
@@ -314,7 +310,7 @@ class Indexer:
 
     def count(self) -> int:
         """Chunks readers see (the committed view)."""
-        from vectorstore.staging import visible_rows
+        from vectorstore.generations import visible_rows
 
         return len(visible_rows(self.collection())[1])
 

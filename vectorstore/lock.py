@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from vectorstore.errors import IndexError_
+from vectorstore.errors import VectorStoreError
 
 __all__ = ["IndexLock", "IndexBusyError", "LOCK_NAME"]
 
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "index.lock"
 
 
-class IndexBusyError(IndexError_):
+class IndexBusyError(VectorStoreError):
     """Another process is writing the index and we were told not to wait (longer)."""
 
 
@@ -42,8 +42,10 @@ class IndexLock:
             let a second process lock a different inode).
 
     Example:
-        >>> with IndexLock(Path("/tmp/x.lock")).hold(timeout=0):  # doctest: +SKIP
-        ...     ...  # write the index
+        >>> import tempfile
+        >>> lock = IndexLock(Path(tempfile.mkdtemp()) / "index.lock")
+        >>> with lock.hold(timeout=0):
+        ...     pass  # write the index
     """
 
     def __init__(self, path: Path) -> None:

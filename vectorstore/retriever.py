@@ -17,16 +17,15 @@ from typing import Literal
 import numpy as np
 
 from vectorstore.bm25 import Bm25Index
-from vectorstore.generations import committed_generation, visible
+from vectorstore.generations import INDEX_VERSION_KEY, committed_generation, visible
 from vectorstore.text import embed_text
 from vectorstore.client import COLLECTION_CONFIGURATION
 
-__all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode", "INDEX_VERSION_KEY"]
+__all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode"]
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "bm25"]
-INDEX_VERSION_KEY = "notes_assistant_index_version"
 SCORE_KINDS = {
     "hybrid": "rrf (weighted reciprocal-rank fusion; higher is better)",
     "dense": "cosine similarity (higher is closer)",
@@ -138,7 +137,8 @@ class HybridRetriever:
         client: the chromadb client (embedded or remote).
         collection_name: the notes collection.
         embedder: a ``LocalEmbeddings`` (its ``embed_query_array`` is used).
-        dense_weight / bm25_weight / rrf_k: reciprocal-rank fusion parameters.
+        dense_weight / bm25_weight / rrf_k: reciprocal-rank fusion parameters (no defaults here:
+            ``Settings`` holds the calibrated ones).
         mmr: drop a result whose lines overlap a better-ranked result of the same source.
         candidates: how deep each ranking is read before fusing.
         version_check_seconds: how often another process's re-index is looked for.
@@ -149,10 +149,11 @@ class HybridRetriever:
         client,
         collection_name: str,
         embedder,
-        dense_weight: float = 1.0,
-        bm25_weight: float = 1.0,
-        rrf_k: int = 60,
-        mmr: bool = True,
+        *,
+        dense_weight: float,
+        bm25_weight: float,
+        rrf_k: int,
+        mmr: bool,
         candidates: int = 40,
         version_check_seconds: float = 2.0,
     ) -> None:
@@ -169,6 +170,14 @@ class HybridRetriever:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
+
+    def with_client(self, client) -> "HybridRetriever":
+        """The same retriever over a new client (after the embedded store was reopened)."""
+        return HybridRetriever(
+            client, self.collection_name, self.embedder, dense_weight=self.dense_weight,
+            bm25_weight=self.bm25_weight, rrf_k=self.rrf_k, mmr=self.mmr, candidates=self.candidates,
+            version_check_seconds=self.version_check_seconds,
+        )
 
     # -- index version -------------------------------------------------------
     def _current_version(self) -> str:

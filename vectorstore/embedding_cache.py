@@ -1,4 +1,8 @@
-"""A crash-safe file store for the embedding cache.
+"""The embedding cache: a text is embedded once, ever (keyed by the sha256 of model name + text).
+
+``cached_embedder`` wraps an embedder in langchain's ``CacheBackedEmbeddings``
+over a crash-safe file store; it is the one cache every path uses (chunks at
+index time, answer units at index and question time).
 
 langchain's ``LocalFileStore`` writes each value in place: a process killed (or a
 disk that fills up) in the middle of a write leaves a truncated file, and every
@@ -17,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from langchain_classic.storage import LocalFileStore
+from langchain_core.embeddings import Embeddings
 
-__all__ = ["AtomicFileStore", "safe_cached_embedder"]
+__all__ = ["AtomicFileStore", "CountingEmbeddings", "cached_embedder"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +56,31 @@ class AtomicFileStore(LocalFileStore):
         return values
 
 
-def safe_cached_embedder(inner, cache_dir: Path, namespace: str, progress=None):
-    """``vectorstore.embeddings.cached_embedder`` over an ``AtomicFileStore`` (same keys, same cache).
+class CountingEmbeddings(Embeddings):
+    """Wraps an embedder and counts texts actually embedded (cache misses when wrapped by the cache)."""
+
+    def __init__(self, inner: Embeddings, progress=None) -> None:
+        self.inner = inner
+        self.embedded = 0
+        self.progress = progress
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.inner.embed_documents(texts)
+        self.embedded += len(texts)
+        if self.progress is not None:
+            self.progress(len(texts))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def cached_embedder(inner: Embeddings, cache_dir: Path, namespace: str, progress=None):
+    """``CacheBackedEmbeddings`` over an ``AtomicFileStore``: a text is embedded once, ever.
 
     Returns ``(cached, counter)``; ``counter.embedded`` tells how many texts missed the cache.
     """
     from langchain_classic.embeddings import CacheBackedEmbeddings
-
-    from vectorstore.embeddings import CountingEmbeddings
 
     counter = CountingEmbeddings(inner, progress)
     cached = CacheBackedEmbeddings.from_bytes_store(

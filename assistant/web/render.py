@@ -1,10 +1,9 @@
-"""Markdown from notes and LLMs → HTML that is safe to put in a page.
+"""Answers, search results, reports and index status → HTML fragments for the web UI.
 
-Two locks on one door: markdown-it renders with raw HTML disabled (``<script>``
-in a note becomes the text ``<script>``), then ``nh3`` cleans the result against
-an allow-list (no ``script``/``style``/``iframe``/``img``, no ``on*`` attributes,
-links only ``http(s)``/``mailto`` or relative). Everything the web UI shows that
-came from a note or a model goes through ``sanitize_html`` last.
+Markdown from notes and LLMs is rendered by markdown-it with raw HTML disabled
+(``<script>`` in a note becomes the text ``<script>``), then cleaned by
+``assistant.web.sanitize`` — everything shown that came from a note or a model
+goes through ``sanitize_html`` last.
 
 The answer HTML uses ``na-*`` classes; ``ANSWER_CSS`` styles them.
 """
@@ -15,65 +14,15 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-import nh3
-
-from assistant.answer import CITATION_MARKER, Answer, Citation, viewer_link
+from assistant.answer import Answer, Citation, viewer_link
+from assistant.citations import CITATION_MARKER
+from assistant.web.sanitize import sanitize_html
 
 __all__ = [
-    "ANSWER_CSS", "ALLOWED_TAGS", "sanitize_html", "render_markdown", "answer_html", "streaming_html",
+    "ANSWER_CSS", "render_markdown", "answer_html", "streaming_html",
     "question_html", "search_html", "error_html", "worst_html", "index_status_html", "header_html",
     "index_report_html", "report_html",
 ]
-
-ALLOWED_TAGS = frozenset({
-    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em", "h1", "h2",
-    "h3", "h4", "h5", "h6", "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "small", "span", "strong", "sub",
-    "summary", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul", "button",
-})
-_ATTRIBUTES = {
-    "a": {"href", "title"},
-    "abbr": {"title"},
-    "span": {"title"},
-    "ol": {"start"},
-    "th": {"align"},
-    "td": {"align"},
-    "button": {"type", "title"},
-}
-# ``class`` is allowed only through this map: only our own class names survive, so a note or a
-# model cannot style its text into looking like one of our notices.
-_CLASSES = {
-    "a": {"na-cite", "na-src"},
-    "span": {"na-path", "na-loc", "na-score", "na-muted"},
-    "div": {"na-answer", "na-body", "na-note", "na-warn", "na-searched", "na-quote", "na-error", "na-search",
-            "na-foot", "na-hit", "na-pending", "na-worst"},
-    "details": {"na-sources"},
-    "button": {"na-copy"},
-}
-_URL_SCHEMES = {"http", "https", "mailto"}
-
-
-@lru_cache(maxsize=1)
-def _cleaner() -> nh3.Cleaner:
-    return nh3.Cleaner(
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags={"script", "style", "iframe", "object", "embed", "template", "noscript", "svg", "math"},
-        attributes={tag: set(attrs) for tag, attrs in _ATTRIBUTES.items()},
-        allowed_classes={tag: set(names) for tag, names in _CLASSES.items()},
-        url_schemes=set(_URL_SCHEMES),
-        link_rel="noopener noreferrer",
-        set_tag_attribute_values={"a": {"target": "_blank"}},
-        strip_comments=True,
-    )
-
-
-def sanitize_html(fragment: str) -> str:
-    """Clean an HTML fragment against the allow-list.
-
-    >>> sanitize_html('<a href="javascript:alert(1)" onclick="x()">hi</a><script>alert(1)</script>')
-    '<a target="_blank" rel="noopener noreferrer">hi</a>'
-    """
-    return _cleaner().clean(fragment)
-
 
 def _link_citations(state) -> None:
     """markdown-it core rule: ``[n]`` in text becomes a link to the cited lines (not inside links or code)."""

@@ -22,12 +22,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from assistant.answer import Citation, escape_html
+from assistant.answer import Citation
+from assistant.citations import escape_html
 from ingest import count_tokens, split_units
 from vectorstore import SearchResult
 from vectorstore.bm25 import analyze
+from vectorstore.text import embed_text
 
-__all__ = ["ExtractiveAnswerer", "Draft", "Unit", "unit_text", "units_of"]
+__all__ = ["ExtractiveAnswerer", "Draft", "Unit", "unit_texts_of", "units_of"]
 
 # Weights of the unit score; calibrated on the golden set (README "Extractive answerer").
 W_COSINE, W_OVERLAP, W_RANK = 0.55, 0.30, 0.15
@@ -50,9 +52,16 @@ class Draft:
     citations: list[Citation]
 
 
-def unit_text(heading: str, text: str) -> str:
-    """What is embedded for an answer unit: its heading path, then its lines."""
-    return f"{heading}\n{text}"
+def unit_texts_of(documents) -> list[str]:
+    """What is embedded for the answer units of chunk ``documents``: heading path, then the unit's lines.
+
+    The same formula as a chunk's (``vectorstore.text.embed_text``), so one cache serves both.
+    """
+    return [
+        embed_text(d.metadata["heading"], text)
+        for d in documents
+        for _, _, text in units_of(d.page_content, d.metadata["start_line"])
+    ]
 
 
 _HTML_COMMENT = re.compile(r"^\s*<!--.*?-->\s*$", re.S)
@@ -127,7 +136,7 @@ class ExtractiveAnswerer:
         units = self.units(results)
         if not units:
             return []
-        vectors = self._cache.embed(self.embeddings, [unit_text(u.result.heading, u.text) for u in units])
+        vectors = self._cache.embed(self.embeddings, [embed_text(u.result.heading, u.text) for u in units])
         cosine = vectors @ np.asarray(query_vector, dtype=np.float32)
 
         def idf(term: str) -> float:

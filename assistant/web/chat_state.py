@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Literal
 
+from assistant.settings import Backend
+
 from pydantic import BaseModel, Field
 
 __all__ = ["AskRequest", "ChatTurn", "example_questions", "chat_history", "conversation_markdown"]
@@ -28,7 +30,7 @@ class AskRequest(BaseModel):
 
     question: str = Field(max_length=100_000)
     history: list[ChatTurn] = Field(default_factory=list, max_length=100)
-    backend: Literal["extractive", "openai", "ollama"] | None = None
+    backend: Backend | None = None
     top_k: int | None = Field(None, ge=1, le=100)
 
 

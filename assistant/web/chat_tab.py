@@ -1,0 +1,126 @@
+"""The Chat tab: streaming answers with citations, search-only mode, export, answerer settings."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+
+from assistant.answer import RESET, Answer
+from assistant.settings import BACKENDS, SettingsError
+from assistant.web import render
+from assistant.web.assets import VIEWER_PANEL
+from assistant.web.chat_state import chat_history, conversation_markdown, example_questions
+from assistant.web.context import AppContext
+
+__all__ = ["chat_tab"]
+
+logger = logging.getLogger(__name__)
+
+
+def _example_text(evt: gr.SelectData) -> str:
+    return evt.value["text"]
+
+
+def _export(ctx: AppContext, turns: list[dict]) -> str:
+    folder = Path(ctx.exports.name) / uuid.uuid4().hex
+    folder.mkdir()
+    path = folder / f"conversation-{datetime.now():%Y%m%d-%H%M%S}.md"
+    path.write_text(conversation_markdown(turns), encoding="utf-8")
+    return str(path)
+
+
+def chat_tab(ctx: AppContext) -> None:
+    """The chat (streaming answers, sources, export) beside the note viewer panel; settings below."""
+    s = ctx.settings
+
+    def respond(question, chat, turns, backend, base_url, model, top_k, search_only):
+        question = " ".join((question or "").split())
+        if not question:
+            gr.Info("Type a question first.")
+            yield "", chat, turns, gr.update()
+            return
+        if len(question) > s.max_question_chars:
+            gr.Warning(f"Questions are limited to {s.max_question_chars} characters; yours was shortened.")
+            question = question[: s.max_question_chars]
+        chat = [*chat, {"role": "user", "content": render.question_html(question)},
+                {"role": "assistant", "content": render.streaming_html("")}]
+        yield "", chat, turns, gr.update()
+        try:
+            if search_only:
+                with ctx.cpu_gate:
+                    results = ctx.engine.search(question, int(top_k))
+                chat[-1]["content"] = render.search_html(question, results)
+                turns = [*turns, {"kind": "search", "question": question, "results": [r.to_json() for r in results]}]
+            else:
+                per_request = s.with_overrides(llm_base_url=(base_url or "").strip(), llm_model=(model or "").strip())
+                text, answer, last = "", None, 0.0
+                stream = ctx.assistant.stream(question, chat_history(turns), backend, int(top_k), per_request)
+                if backend == "extractive":  # one CPU-bound step, nothing to stream: run it under the gate
+                    with ctx.cpu_gate:
+                        stream = list(stream)
+                for item in stream:
+                    if isinstance(item, Answer):
+                        answer = item
+                    elif item is RESET:
+                        text = ""  # the LLM failed mid-answer: drop its partial text
+                    else:
+                        text += item
+                        if time.monotonic() - last > 0.08:  # re-render at most ~12 times a second
+                            last = time.monotonic()
+                            chat[-1]["content"] = render.streaming_html(text)
+                            yield "", chat, turns, gr.update()
+                chat[-1]["content"] = render.answer_html(answer)
+                turns = [*turns, {"kind": "answer", **answer.to_json(with_text=True)}]
+        except Exception as e:  # noqa: BLE001 - the UI edge: a message in the chat, never a traceback
+            hint = " Fix it under Settings." if isinstance(e, SettingsError) else ""
+            logger.warning("chat failed: %s", e, exc_info=not isinstance(e, SettingsError))
+            chat[-1]["content"] = render.error_html(f"Could not answer: {e}.{hint}")
+            yield "", chat, turns, gr.update()
+            return
+        yield "", chat, turns, gr.update(value=_export(ctx, turns), interactive=True)
+
+    examples = [{"text": q} for q in example_questions(ctx.engine.retriever.snapshot.metadatas)]
+    turns = gr.State([])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=420):
+            chat = gr.Chatbot(
+                # Messages are HTML we rendered and sanitized; Gradio must not render markdown or raw HTML
+                # of its own on top, and its DOMPurify pass (sanitize_html) stays on as a second lock.
+                value=[], elem_id="na-chat", show_label=False, height=600, render_markdown=False, sanitize_html=True,
+                allow_tags=False, latex_delimiters=[], buttons=[], feedback_options=None, examples=examples,
+                placeholder="Ask anything about your notes — every answer cites the lines it comes from.",
+            )
+            with gr.Row(equal_height=True):
+                question = gr.Textbox(show_label=False, placeholder="Ask your notes…", lines=1, max_lines=6, scale=6,
+                                      autofocus=True, elem_id="na-question")
+                send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="na-send")
+            with gr.Row():
+                clear = gr.Button("Clear", size="sm", elem_id="na-clear")
+                export = gr.DownloadButton("Export conversation (.md)", size="sm", interactive=False,
+                                           elem_id="na-export")
+            with gr.Accordion("Settings", open=False, elem_id="na-settings"):
+                with gr.Row():
+                    backend = gr.Radio(list(BACKENDS), value=s.backend, label="Answerer")
+                    top_k = gr.Slider(1, 20, value=min(s.top_k, 20), step=1, label="Sections retrieved (top-k)")
+                with gr.Row():
+                    base_url = gr.Textbox(s.llm_base_url, label="LLM endpoint URL",
+                                          placeholder="http://127.0.0.1:11434 or http://127.0.0.1:8080/v1")
+                    model = gr.Textbox(s.llm_model, label="LLM model", placeholder="e.g. llama3.2")
+                search_only = gr.Checkbox(False, label="Search only: show ranked sections, no answer",
+                                          elem_id="na-search-only")
+        with gr.Column(scale=2, min_width=360):
+            gr.HTML(VIEWER_PANEL, elem_id="na-viewer")
+
+    ask = dict(fn=respond, inputs=[question, chat, turns, backend, base_url, model, top_k, search_only],
+               outputs=[question, chat, turns, export], concurrency_id="chat")
+    question.submit(**ask)
+    send.click(**ask)
+    chat.example_select(_example_text, None, question, queue=False).then(**ask)
+    cleared = ("", [], [], gr.update(value=None, interactive=False))
+    clear.click(lambda: cleared, None, [question, chat, turns, export], queue=False)
+    chat.clear(lambda: cleared, None, [question, chat, turns, export], queue=False)

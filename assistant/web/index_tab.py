@@ -1,0 +1,42 @@
+"""The Index tab: status of the index and an incremental Re-index with a progress bar."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from assistant.web import render
+from assistant.web.context import AppContext
+
+__all__ = ["index_tab"]
+
+logger = logging.getLogger(__name__)
+
+
+def index_tab(ctx: AppContext, demo: gr.Blocks, header: gr.HTML) -> None:
+    """Index status and an incremental Re-index with a progress bar; queries keep working meanwhile."""
+
+    def reindex(progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a progress tracker
+        if not ctx.index_lock.acquire(blocking=False):
+            raise gr.Error("An index run is already in progress; wait for it to finish.")
+        try:
+            progress(0, desc="Reading notes")
+            report = ctx.engine.index(
+                progress=lambda done, total: progress((done, total), desc="Embedding", unit="chunks"))
+        except Exception as e:  # noqa: BLE001 - the UI edge; IngestError/VectorStoreError messages say the fix
+            logger.warning("re-index failed: %s", e, exc_info=True)
+            raise gr.Error(str(e)) from e
+        finally:
+            ctx.index_lock.release()
+        return ctx.status_html(), render.index_report_html(report), ctx.header_html()
+
+    status = gr.HTML(ctx.status_html(), elem_id="na-index-status")
+    with gr.Row():
+        start = gr.Button("Re-index", variant="primary", elem_id="na-reindex", scale=0, min_width=140)
+        refresh = gr.Button("Refresh status", scale=0, min_width=140)
+    report = gr.HTML("", elem_id="na-index-report")
+    start.click(reindex, None, [status, report, header], concurrency_limit=1)
+    refreshed = lambda: (ctx.status_html(), ctx.header_html())  # noqa: E731
+    refresh.click(refreshed, None, [status, header])
+    demo.load(refreshed, None, [status, header], show_progress="hidden")

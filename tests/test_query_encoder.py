@@ -1,0 +1,15 @@
+"""The numpy query encoder computes the same vectors as sentence-transformers (no torch on the query path)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_numpy_query_encoder_matches_sentence_transformers(bundled_engine, embedder):
+    from vectorstore.query_encoder import NumpyQueryEncoder
+
+    assert isinstance(bundled_engine.query_encoder, NumpyQueryEncoder)
+    for text in ["Why can't my lambda in a VPC reach the internet?", "x", "🙂 émoji ünïcode", "word " * 400]:
+        ours = bundled_engine.embed_query(text)
+        reference = np.asarray(embedder.embed_query(text), dtype=np.float32)
+        assert np.abs(ours - reference).max() < 1e-5

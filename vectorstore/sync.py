@@ -1,0 +1,244 @@
+"""Keeping one collection in step with the notes on disk: status, index runs, consistency checks.
+
+The bookkeeping around ``Indexer`` (which owns the writes): the manifest of the
+last run (source hashes, chunk counts, chunk settings, committed generation), the
+journal of sources a run is about to change (``pending``), the plan of what a run
+must re-chunk, and the comparison of record manager, Chroma and files
+(``check``). Callers hold the index lock around ``run`` and ``check``
+(``assistant.engine.Engine`` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ingest import Chunk, NoNotesError, chunk_note, read_notes
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+    from vectorstore.consistency import ConsistencyReport
+    from vectorstore.indexer import IndexReport, Indexer
+
+__all__ = ["IndexStatus", "NotesSync", "RunPlan", "chunk_document", "plan_run"]
+
+logger = logging.getLogger(__name__)
+
+
+def chunk_document(chunk: Chunk) -> "Document":
+    """A chunk as the langchain ``Document`` that gets indexed (metadata per the index contract)."""
+    from langchain_core.documents import Document
+
+    return Document(
+        id=chunk.chunk_id,
+        page_content=chunk.text,
+        metadata={
+            "source": chunk.source,
+            "heading": chunk.heading,
+            "start_line": chunk.start_line,
+            "end_line": chunk.end_line,
+            "content_hash": chunk.content_hash,
+            "chunk_id": chunk.chunk_id,
+        },
+    )
+
+
+@dataclass
+class IndexStatus:
+    """What the index holds compared with the notes on disk."""
+
+    indexed: bool
+    sources: int
+    chunks: int
+    last_indexed: str | None
+    stale_sources: list[str] = field(default_factory=list)
+    new_sources: list[str] = field(default_factory=list)
+    removed_sources: list[str] = field(default_factory=list)
+    settings_changed: bool = False
+    interrupted_sources: list[str] = field(default_factory=list)  # an indexing run on them did not finish
+
+    @property
+    def stale(self) -> bool:
+        return bool(
+            self.stale_sources or self.new_sources or self.removed_sources or self.settings_changed
+            or self.interrupted_sources
+        ) or not self.indexed
+
+
+@dataclass
+class RunPlan:
+    """What a run must do: which sources to re-chunk, which are gone, and how to clean up."""
+
+    changed: list[str]  # changed, new, or left pending by an unfinished run (or all, when ``full``)
+    removed: list[str]
+    interrupted: list[str]  # the ``pending`` sources of a run that did not finish
+    full: bool  # chunking settings changed (or a repair): every source is re-derived
+
+    @property
+    def cleanup(self) -> str | None:
+        """``"full"`` when a source disappeared or everything is re-derived, ``"incremental"``, or None."""
+        if self.removed or self.full:
+            return "full"
+        return "incremental" if self.changed else None
+
+
+def plan_run(manifest: dict, current: dict[str, str], chunk_settings: dict, repair: bool = False) -> RunPlan:
+    """Compare the last manifest with the files' hashes (``{source: sha256}``).
+
+    >>> plan_run({"sources": {"a.md": "1", "b.md": "2"}, "settings": {}}, {"a.md": "1", "c.md": "3"}, {})
+    RunPlan(changed=['c.md'], removed=['b.md'], interrupted=[], full=False)
+    >>> plan_run({"sources": {"a.md": "1"}, "settings": {}, "pending": ["a.md"]}, {"a.md": "1"}, {}).changed
+    ['a.md']
+    """
+    known: dict[str, str] = manifest.get("sources", {})
+    interrupted = set(manifest.get("pending", []))
+    full = repair or manifest.get("settings") != chunk_settings
+    # A source an interrupted run was adding may have been committed before the crash.
+    removed = sorted((set(known) | interrupted) - set(current))
+    changed = sorted(s for s, h in current.items() if full or known.get(s) != h or s in interrupted)
+    return RunPlan(changed, removed, sorted(interrupted), full)
+
+
+class NotesSync:
+    """The notes under ``notes_path`` and the collection ``indexer`` writes, kept in step.
+
+    Args:
+        indexer: owns the collection, record manager, cache, manifest and lock.
+        notes_path: a markdown file or a folder of notes.
+        chunk_tokens / chunk_overlap: the chunker's budget (part of the manifest's settings).
+        extra_texts: given the chunk documents new to the index, more texts to embed up
+            front (the answer units), or None.
+    """
+
+    def __init__(self, indexer: "Indexer", notes_path: Path, chunk_tokens: int, chunk_overlap: int,
+                 extra_texts: Callable[[list["Document"]], list[str]] | None = None) -> None:
+        self.indexer = indexer
+        self.notes_path = Path(notes_path)
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.extra_texts = extra_texts
+
+    def chunk_settings(self) -> dict:
+        """What the chunk ids and vectors depend on besides the notes: a change re-derives everything."""
+        return {
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+            "model": self.indexer.model_name,
+            "collection": self.indexer.collection_name,
+        }
+
+    def _chunks(self, note) -> list[Chunk]:
+        return chunk_note(note.text, note.source, self.chunk_tokens, self.chunk_overlap)
+
+    def status(self) -> IndexStatus:
+        """Compare the manifest of the last run with the notes on disk (hashes only, no parsing)."""
+        notes, _ = read_notes(self.notes_path)
+        manifest = self.indexer.read_manifest()
+        if manifest is None:
+            return IndexStatus(False, 0, 0, None, new_sources=[n.source for n in notes])
+        known: dict[str, str] = manifest.get("sources", {})
+        on_disk = {n.source: n.content_hash for n in notes}
+        return IndexStatus(
+            indexed=True,
+            sources=len(known),
+            chunks=int(manifest.get("chunks", 0)),
+            last_indexed=manifest.get("last_indexed"),
+            stale_sources=sorted(s for s, h in on_disk.items() if s in known and known[s] != h),
+            new_sources=sorted(s for s in on_disk if s not in known),
+            removed_sources=sorted(s for s in known if s not in on_disk),
+            settings_changed=manifest.get("settings") != self.chunk_settings(),
+            interrupted_sources=sorted(manifest.get("pending", [])),
+        )
+
+    def check(self) -> "ConsistencyReport":
+        """Compare record manager, Chroma and the files on disk (call with the index lock held)."""
+        from vectorstore.consistency import ExpectedChunk, check_index
+
+        notes, _ = read_notes(self.notes_path)
+        expected = [
+            ExpectedChunk(c.chunk_id, c.source, c.start_line, c.end_line, c.content_hash)
+            for n in notes
+            for c in self._chunks(n)
+        ]
+        on_disk = {n.source: n.content_hash for n in notes}
+        return check_index(self.indexer, expected, on_disk, self.chunk_settings())
+
+    def run(self, rebuild: bool = False, progress: Callable[[int, int], None] | None = None,
+            repair: bool = False) -> "IndexReport":
+        """Bring the collection up to date with the notes (call with the index lock held).
+
+        Only changed sources are re-chunked; ``repair`` re-derives every source with
+        full cleanup and realigns the record manager; ``rebuild`` starts from an empty
+        collection (vectors still come from the cache).
+
+        Raises:
+            NotesNotFoundError / NoNotesError: nothing to index.
+        """
+        from vectorstore.indexer import IndexReport
+
+        started = time.perf_counter()
+        notes, skipped = read_notes(self.notes_path)
+        if not notes:
+            raise NoNotesError(
+                f"no readable .md/.markdown/.txt notes under {self.notes_path}; add notes or point --notes elsewhere"
+            )
+        indexer = self.indexer
+        manifest = None if rebuild else indexer.read_manifest()
+        if rebuild or (manifest or {}).get("settings", {}).get("model", indexer.model_name) != indexer.model_name:
+            # Another model means other vectors for the same chunk ids: start over.
+            indexer.reset()
+            manifest = None
+        manifest = manifest or {}
+        current = {n.source: n.content_hash for n in notes}
+        plan = plan_run(manifest, current, self.chunk_settings(), repair)
+        recovery = indexer.recover(reconcile=repair or not manifest or bool(plan.interrupted))
+        if manifest and not plan.interrupted and indexer.generation() > int(manifest.get("generation", 0)):
+            logger.warning("another indexer changed this collection since our last run; run one indexer per collection")
+        report = IndexReport(sources=len(notes), skipped_files=[s.source for s in skipped], recovered=recovery.any)
+        counts = {s: n for s, n in manifest.get("chunk_counts", {}).items() if s in current}
+        if plan.cleanup:
+            # "full": every current chunk is presented, so anything else is stale.
+            # "incremental": only the changed sources are read and cleaned.
+            to_chunk = [n for n in notes if plan.cleanup == "full" or n.source in plan.changed]
+            documents = [chunk_document(c) for n in to_chunk for c in self._chunks(n)]
+            chunked = {n.source for n in to_chunk}
+            pending = sorted(set(plan.interrupted) | chunked | set(plan.removed))
+
+            def journal() -> None:
+                indexer.write_manifest({**manifest, "pending": pending})
+
+            run = indexer.sync(documents, plan.cleanup, progress, extra_texts=self.extra_texts, before_write=journal)
+            report.added, report.updated, report.deleted = run.added, run.updated, run.deleted
+            report.skipped, report.embedded, report.generation = run.skipped, run.embedded, run.generation
+            report.changed_sources, report.removed_sources = plan.changed, plan.removed
+            report.skipped += sum(n for s, n in counts.items() if s not in chunked)
+            counts.update({source: 0 for source in chunked})
+            for d in documents:
+                counts[d.metadata["source"]] += 1
+        else:
+            report.skipped = sum(counts.values())
+            report.generation = int(manifest.get("generation", 0))
+
+        report.chunks = sum(counts.values())
+        touched = bool(plan.cleanup or not manifest)
+        indexer.write_manifest(
+            {
+                "settings": self.chunk_settings(),
+                "sources": current,
+                "chunk_counts": counts,
+                "chunks": report.chunks,
+                "generation": report.generation,
+                "last_indexed": indexer.now() if touched else manifest.get("last_indexed"),
+            }
+        )
+        report.seconds = time.perf_counter() - started
+        logger.info(
+            "indexed %s changed=%s removed=%s", report.summary(),
+            ",".join(report.changed_sources[:5]) or "-", ",".join(report.removed_sources[:5]) or "-",
+        )
+        return report
