@@ -26,18 +26,20 @@ def _isolate_env(monkeypatch):
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-@pytest.fixture(scope="session")
-def embedding_cache(tmp_path_factory) -> Path:
-    """One content-hash embedding cache for the whole session: each text is embedded once.
+TEST_EMBEDDING_CACHE = REPO / ".cache" / "test-embeddings"
 
-    ``NA_TEST_EMBEDDING_CACHE`` (developers only, never set in CI) names a cache
-    that outlives the session, to iterate faster.
+
+@pytest.fixture(scope="session")
+def embedding_cache() -> Path:
+    """The tests' embedding cache, kept between runs in ``.cache/test-embeddings`` (git-ignored).
+
+    It cannot go stale: entries are keyed by the sha256 of model name + text, so a
+    changed text or model simply misses. Writes are atomic (temp file + rename), so
+    parallel test processes share it safely. ``.ci/run``'s eval gate reuses it.
+    The only thing the tests write inside the repo.
     """
-    keep = os.environ.get("NA_TEST_EMBEDDING_CACHE")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        return Path(keep)
-    return tmp_path_factory.mktemp("embedding-cache")
+    TEST_EMBEDDING_CACHE.mkdir(parents=True, exist_ok=True)
+    return TEST_EMBEDDING_CACHE
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +91,22 @@ def bundled_engine(bundled_settings, embedder):
     engine = Engine(bundled_settings, embedder=embedder)
     engine.index()
     return engine
+
+
+@pytest.fixture
+def bundled_copy(tmp_path, bundled_engine, bundled_settings):
+    """Settings for a private, writable copy of the session's bundled index (notes and data dir).
+
+    Copying the built index (a few MB) costs a fraction of indexing the notes again,
+    so tests that change the index start from here.
+    """
+    from assistant.settings import load_settings
+
+    source = Path(bundled_settings.data_dir).parent
+    target = tmp_path / "bundled"
+    shutil.copytree(source, target)
+    return load_settings({}, notes_path=target / "notes", data_dir=target / "index",
+                         embedding_cache_dir=bundled_settings.embedding_cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,8 @@ def live_app(tmp_path_factory, embedding_cache, embedder):
 
 
 @pytest.fixture(scope="module")
-def page(live_app):
+def browser_page(live_app):
+    """One Chromium page for the module (its ``requests`` collect every URL loaded by every test)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -97,11 +98,25 @@ def page(live_app):
         page.set_default_timeout(WAIT_MS)
         page.requests = []  # every URL the page and its frames load
         page.on("request", lambda request: page.requests.append(request.url))
-        page.goto(base + "/")
-        page.wait_for_selector("#na-question textarea")
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture
+def page(browser_page, live_app):
+    """The page, freshly loaded: each test starts from an empty chat and default settings, whatever ran before."""
+    base, _ = live_app
+    browser_page.goto(base + "/")
+    browser_page.wait_for_selector("#na-question textarea")
+    browser_page.wait_for_function("() => document.querySelectorAll('#na-chat .na-answer').length === 0")
+    return browser_page
+
+
+def clear(page) -> None:
+    """Press Clear and wait until the chat is empty (the click returns before the DOM changes)."""
+    page.click("#na-clear")
+    page.wait_for_function("() => document.querySelectorAll('#na-chat .na-answer').length === 0")
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +222,7 @@ def test_llm_backend_answers_and_falls_back_offline_when_the_stream_breaks(page,
 
     question = "A function triggered by S3 uploads keeps re-triggering itself. How do I stop it immediately?"
     with FakeLLMServer() as llm:
-        page.click("#na-clear")  # no history: the answer is the only request the fake server sees
+        clear(page)  # no history: the answer is the only request the fake server sees
         page.click("#na-settings")
         page.get_by_label("openai", exact=True).check()
         page.get_by_label("LLM endpoint URL").fill(llm.openai_url)
@@ -222,7 +237,7 @@ def test_llm_backend_answers_and_falls_back_offline_when_the_stream_breaks(page,
             assert llm.requests and llm.requests[-1].body["model"] == "fake-model"
 
             # The stream dies half-way: the partial text is dropped (RESET) and the offline answer shown.
-            page.click("#na-clear")
+            clear(page)
             llm.script(Reply(text="Partial words that must vanish. " * 8, drop=True))
             ask(page, question)
             answer = last_answer(page)

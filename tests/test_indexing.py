@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,14 +15,14 @@ BUNDLED_CHUNKS = len(chunk_note(BUNDLED_NOTES.read_text(encoding="utf-8"), "aws-
 
 
 @pytest.fixture
-def indexed(notes_copy, make_settings, embedder):
+def indexed(bundled_copy, embedder):
+    """An engine over a private copy of the bundled index (built once per session)."""
+    return Engine(bundled_copy, embedder=embedder), None, Path(bundled_copy.notes_path)
+
+
+def test_first_run_adds_every_chunk_and_second_run_writes_nothing(notes_copy, make_settings, embedder):
     engine = Engine(make_settings(notes_copy), embedder=embedder)
     first = engine.index()
-    return engine, first, notes_copy
-
-
-def test_first_run_adds_every_chunk_and_second_run_writes_nothing(indexed):
-    engine, first, _ = indexed
     assert first.added == BUNDLED_CHUNKS and first.deleted == 0
     second = engine.index()
     assert (second.added, second.updated, second.deleted, second.embedded) == (0, 0, 0, 0)
@@ -79,18 +79,16 @@ def test_rebuild_takes_vectors_from_the_cache(indexed, make_settings, embedder):
     assert report.embedded < report.added // 2
 
 
-def test_changed_chunk_settings_make_the_index_stale(indexed, make_settings, embedder):
-    _, _, notes = indexed
-    other = Engine(make_settings(notes, chunk_tokens=128), embedder=embedder)
+def test_changed_chunk_settings_make_the_index_stale(indexed, bundled_copy, embedder):
+    engine, _, _ = indexed
+    assert not engine.status().stale
+    other = Engine(bundled_copy.with_overrides(chunk_tokens=128), embedder=embedder)
     assert other.status().settings_changed
 
 
-def test_folder_with_a_binary_file_indexes_the_rest(tmp_path, make_settings, embedder):
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    shutil.copy(BUNDLED_NOTES, notes / "aws-notes.md")
+def test_folder_with_a_binary_file_indexes_the_rest(indexed):
+    engine, _, notes = indexed
     (notes / "broken.md").write_bytes(b"# x\n\xff\xfe bad bytes")
-    engine = Engine(make_settings(notes), embedder=embedder)
     report = engine.index()
     assert report.skipped_files == ["broken.md"]
-    assert report.added == BUNDLED_CHUNKS
+    assert engine.indexer.count() == BUNDLED_CHUNKS and engine.check().ok
