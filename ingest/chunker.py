@@ -46,6 +46,7 @@ class Chunk:
     start_line: int
     end_line: int
     text: str
+    occurrence: int = 0  # >0 only for a later chunk with the same heading, span and text (pieces of one line)
 
     @property
     def heading(self) -> str:
@@ -61,9 +62,14 @@ class Chunk:
 
         The span is part of the identity because citations must point at the right
         lines; a chunk that only moved gets a new id but its vector comes from the
-        content-hash cache, so it is never re-embedded.
+        content-hash cache, so it is never re-embedded. Pieces of one over-long line
+        can share span and text; ``occurrence`` tells them apart (langchain's
+        ``index()`` keeps one document per id).
         """
-        key = "\x1f".join((self.source, self.heading, f"{self.start_line}-{self.end_line}", self.content_hash))
+        parts = [self.source, self.heading, f"{self.start_line}-{self.end_line}", self.content_hash]
+        if self.occurrence:  # only then: every other chunk keeps the id it always had
+            parts.append(str(self.occurrence))
+        key = "\x1f".join(parts)
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -239,8 +245,10 @@ def chunk_sections(
         pieces: list[_Piece] = []
         for block in _blocks(body, first, code):
             pieces.extend(_fit(block, max_tokens, code))
+        seen: dict[tuple[int, int, str], int] = {}
         for start, end, text in _pack(pieces, lines_of, max_tokens, overlap):
-            chunks.append(Chunk(section.source, section.heading_path, start, end, text))
+            occurrence = seen[(start, end, text)] = seen.get((start, end, text), -1) + 1
+            chunks.append(Chunk(section.source, section.heading_path, start, end, text, occurrence))
     return chunks
 
 

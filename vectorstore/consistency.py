@@ -66,6 +66,7 @@ class ConsistencyReport:
     unrecorded: list[Finding] = field(default_factory=list)  # searchable, unknown to the record manager
     orphan_records: list[str] = field(default_factory=list)  # record keys without a searchable row
     uncommitted: int = 0  # rows left by an interrupted run (invisible to searches)
+    colliding: int = 0  # chunks the files produce whose id another chunk has already (only one can be stored)
     stale_sources: list[str] = field(default_factory=list)  # files changed since the last run
     settings_changed: bool = False
 
@@ -74,6 +75,7 @@ class ConsistencyReport:
         return (
             len(self.missing) + len(self.extra) + len(self.duplicates) + len(self.unrecorded)
             + len(self.orphan_records) + self.uncommitted + len(self.stale_sources) + int(self.settings_changed)
+            + self.colliding
         )
 
     @property
@@ -92,6 +94,9 @@ class ConsistencyReport:
                 more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
                 out.append(f"{label}: {len(items)} — {', '.join(items[:limit])}{more}; {fix}")
 
+        if self.colliding:
+            out.append(f"chunks that share an id with another chunk: {self.colliding} (only one of each is stored); "
+                       "report this as a bug")
         show("missing chunks", [f.where for f in self.missing], "run --repair")
         show("extra chunks", [f.where for f in self.extra], "run --repair")
         show("duplicate chunks", [f.where for f in self.duplicates], "run --repair")
@@ -133,15 +138,18 @@ def check_index(indexer: "Indexer", expected: list[ExpectedChunk], on_disk: dict
         return Finding(chunk_id, str(meta.get("source", "?")), int(meta.get("start_line", 0)), int(meta.get("end_line", 0)))
 
     wanted = {c.chunk_id: c for c in expected}
+    report.colliding = len(expected) - len(wanted)
     report.missing = [Finding(c.chunk_id, c.source, c.start_line, c.end_line) for c in expected if c.chunk_id not in rows]
     report.extra = sorted((finding(i, m) for i, m in rows.items() if i not in wanted), key=lambda f: (f.source, f.start_line))
     same: dict[tuple, list[str]] = defaultdict(list)
     for chunk_id, meta in rows.items():
         same[(meta.get("source"), meta.get("start_line"), meta.get("end_line"), meta.get("content_hash"))].append(chunk_id)
     for ids in same.values():
-        if len(ids) > 1:  # the copy the files expect is the original; the others are duplicates
-            original = next((i for i in sorted(ids) if i in wanted), min(ids))
-            report.duplicates += [finding(i, rows[i]) for i in sorted(ids) if i != original]
+        if len(ids) > 1:
+            # Rows the files expect are originals (pieces of one line may share span and text);
+            # with none expected, the first id is. The others are duplicates.
+            originals = {i for i in ids if i in wanted} or {min(ids)}
+            report.duplicates += [finding(i, rows[i]) for i in sorted(ids) if i not in originals]
     report.unrecorded = [finding(i, m) for i, m in rows.items() if records.get(i, "\0") != m.get("source")]
     report.orphan_records = sorted(k for k in records if k not in rows)
 
