@@ -1,9 +1,13 @@
-"""Citation markers in answer markdown: find them, check them, and keep code and HTML safe.
+"""Citation markers in answer markdown: find them, check them, and leave code alone.
 
 One home for the ``[n]`` marker pattern, the "outside code" rule (code spans and
-fenced blocks are never touched: ``arr[0]`` is code, not a citation), validation
-of an LLM's markers against the sources it was sent, and HTML escaping of answer
-markdown.
+fenced blocks are never touched: ``arr[0]`` is code, not a citation) and validation
+of an LLM's markers against the sources it was sent.
+
+Answers stay plain markdown: no HTML escaping happens here. ``ask --json``, the CLI
+and ``/api/ask`` show the notes' own characters (``>``, ``&``, ``<``); only the web
+renderer turns markdown into HTML, with raw HTML disabled and an allow-list
+(``assistant.web.render``), so a ``<script>`` in a note or a model's answer is text there.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from assistant.answer import Citation
 
-__all__ = ["CITATION_MARKER", "outside_code", "escape_html", "strip_thinking", "validate_citations"]
+__all__ = ["CITATION_MARKER", "outside_code", "strip_thinking", "validate_citations"]
 
 CITATION_MARKER = re.compile(r"\[(\d{1,3})\]")
 _CODE = re.compile(r"(`+)(?:.*?)\1|^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\2[`~]*\s*$", re.DOTALL | re.MULTILINE)
@@ -37,21 +41,6 @@ def outside_code(markdown: str, fn: Callable[[str], str]) -> str:
     return "".join(out)
 
 
-def escape_html(markdown: str) -> str:
-    """Escape ``<``/``>``/``&`` outside code so raw HTML from notes or an LLM renders as text.
-
-    Code spans and fenced blocks are left alone: markdown never interprets HTML there.
-
-    >>> escape_html("a <b>x</b> `<i>`")
-    'a &lt;b&gt;x&lt;/b&gt; `<i>`'
-    """
-    return outside_code(markdown, _escape)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def strip_thinking(text: str) -> str:
     """Drop a reasoning model's ``<think>…</think>`` block (closed or not).
 
@@ -62,7 +51,7 @@ def strip_thinking(text: str) -> str:
 
 
 def validate_citations(text: str, sources: Sequence) -> tuple[str, list[Citation], list[str]]:
-    """Keep ``[n]`` markers that name a source, drop the others, escape raw HTML.
+    """Keep ``[n]`` markers that name a source, drop the others; the rest of the markdown is kept as is.
 
     Grouped markers are split first (``[1, 3]`` → ``[1][3]``, ``[source 2]`` → ``[2]``);
     code spans and fences are left alone (``arr[0]`` is code, not a citation).
@@ -92,4 +81,4 @@ def validate_citations(text: str, sources: Sequence) -> tuple[str, list[Citation
     for n in sorted(set(cited)):
         r = sources[n - 1]
         citations.append(Citation(n, r.source, tuple(r.heading_path), r.start_line, r.end_line, r.text))
-    return escape_html(text.strip()), citations, list(dict.fromkeys(dropped))
+    return text.strip(), citations, list(dict.fromkeys(dropped))

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 
 from assistant.abstain import Evidence, assess
 from assistant.answer import NOT_COVERED, RESET, Answer, Citation, says_not_covered, viewer_link
-from assistant.citations import escape_html
 from assistant.engine import Engine
 from assistant.answerers.extractive import ExtractiveAnswerer
 from assistant.followup import condense
@@ -182,7 +181,7 @@ def _not_covered(results) -> str:
     if closest:
         lines.append("\nThe closest sections are:")
         for r in closest:
-            title = escape_html(r.heading or r.source).replace("[", "\\[").replace("]", "\\]")
+            title = (r.heading or r.source).replace("[", "\\[").replace("]", "\\]")
             lines.append(f"- [{title}]({viewer_link(r.source, r.start_line, r.end_line)}) ({r.source}:{r.start_line}-{r.end_line})")
     return "\n".join(lines)
 

@@ -192,12 +192,16 @@ def test_model_saying_not_covered_abstains(engine, server, wire):
     assert answer.answer.startswith(NOT_COVERED) and "closest sections" in answer.answer
 
 
-def test_raw_html_from_the_model_is_escaped(engine, server, wire):
+def test_raw_html_from_the_model_is_inert_when_rendered(engine, server, wire):
+    from assistant.web.render import render_markdown
+
     server.script("<script>alert(1)</script> Use provisioned concurrency [1]. `<b>` stays code.")
     answer = ask(engine, llm_settings(engine, server, wire))
 
-    assert "<script>" not in answer.answer and "&lt;script&gt;" in answer.answer
+    assert answer.answer.startswith("<script>alert(1)</script>")  # markdown text, no entities (issue 11)
     assert "`<b>`" in answer.answer
+    rendered = render_markdown(answer.answer, answer.citations)
+    assert "<script" not in rendered and "&lt;script&gt;" in rendered
 
 
 def test_prompt_injection_stays_inside_the_sources_block(engine, server, wire):
@@ -348,7 +352,7 @@ def test_marker_for_a_source_cut_by_the_budget_is_dropped(engine, server):
     ("See [1](http://example.com).", "See [1](http://example.com).", [], []),
     ("🚀 fast [2] [3] [999]", "🚀 fast [2] [3]", [2, 3], ["[999]"]),
     ("<think>hmm [9]</think>Answer [1]", "Answer [1]", [1], []),
-    ("a <b>b</b> [4] [5]", "a &lt;b&gt;b&lt;/b&gt; [4]", [4], ["[5]"]),
+    ("a <b>b</b> & c [4] [5]", "a <b>b</b> & c [4]", [4], ["[5]"]),
 ])
 def test_validate_citations_edge_inputs(engine, text, expected, cited, dropped):
     sources = engine.search(COLD, 8)

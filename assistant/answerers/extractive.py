@@ -23,13 +23,12 @@ from functools import lru_cache
 import numpy as np
 
 from assistant.answer import Citation
-from assistant.citations import escape_html
-from ingest import count_tokens, split_units
+from ingest import code_line_ranges, count_tokens, split_units
 from vectorstore import SearchResult
 from vectorstore.bm25 import analyze
 from vectorstore.text import embed_text
 
-__all__ = ["ExtractiveAnswerer", "Draft", "Unit", "unit_texts_of", "units_of"]
+__all__ = ["ExtractiveAnswerer", "Draft", "Unit", "unit_texts_of", "units_of", "quoted_runs", "render_unit"]
 
 # Weights of the unit score; calibrated on the golden set (README "Extractive answerer").
 W_COSINE, W_OVERLAP, W_RANK = 0.55, 0.30, 0.15
@@ -174,7 +173,12 @@ class ExtractiveAnswerer:
         return [units[i] for i in chosen]
 
     def answer(self, question: str, query_vector, results: list[SearchResult], doc_freq, corpus_size: int) -> Draft:
-        """Render the selected units with a lead line and one citation per chunk."""
+        """Render the selected units under a lead line; one citation per contiguous run of quoted lines.
+
+        Units of one chunk that follow each other in the note (only blank lines between them)
+        share a citation; a gap of unquoted lines starts a new one, so a citation never covers
+        lines the answer does not quote.
+        """
         chosen = self.select(question, query_vector, results, doc_freq, corpus_size)
         if not chosen:
             return Draft("", [])
@@ -184,36 +188,102 @@ class ExtractiveAnswerer:
             groups.setdefault(unit.result.chunk_id, []).append(unit)
         citations: list[Citation] = []
         blocks: list[str] = []
-        for n, units in enumerate(groups.values(), start=1):
+        for units in groups.values():
             units.sort(key=lambda u: u.start_line)
-            result = units[0].result
-            citations.append(
-                Citation(
-                    n, result.source, result.heading_path, units[0].start_line, units[-1].end_line,
-                    "\n".join(u.text for u in units),
-                )
-            )
-            for unit in units:
-                blocks.append(_render_unit(unit.text, n))
+            for run in quoted_runs(units):
+                n = len(citations) + 1
+                result = run[0].result
+                citations.append(Citation(
+                    n, result.source, result.heading_path, run[0].start_line, run[-1].end_line,
+                    "\n".join(u.text for u in run),
+                ))
+                blocks.extend(render_unit(unit.text, n, _is_code_block(unit)) for unit in run)
         headings = list(dict.fromkeys(c.heading for c in citations))
-        lead = "From your notes on " + " and ".join(f"**{escape_html(h)}**" for h in headings[:3]) + ":"
+        lead = "From your notes on " + " and ".join(f"**{h}**" for h in headings[:3]) + ":"
         return Draft(lead + "\n\n" + "\n\n".join(blocks), citations)
 
 
-def _render_unit(text: str, n: int) -> str:
-    """A unit as a markdown list item ending with its ``[n]``.
+def quoted_runs(units: list[Unit]) -> list[list[Unit]]:
+    """Units of one chunk (in note order) → runs with nothing but blank lines between neighbours.
 
-    >>> _render_unit("- **a** b", 1)
-    '- **a** b [1]'
-    >>> _render_unit("plain sentence.", 2)
-    '- plain sentence. [2]'
+    >>> from vectorstore import SearchResult
+    >>> r = SearchResult(rank=1, chunk_id="c", source="n.md", heading_path=("H",), start_line=1, end_line=5,
+    ...                  score=1.0, score_kind="rrf", text="a\\n\\nb\\nc\\nd")
+    >>> [[u.start_line for u in run] for run in quoted_runs([Unit(r, 1, 1, "a"), Unit(r, 3, 3, "b"), Unit(r, 5, 5, "d")])]
+    [[1, 3], [5]]
     """
-    body = textwrap.dedent(text).strip("\n")
-    stripped = body.lstrip()
+    runs: list[list[Unit]] = []
+    for unit in units:
+        if runs and _only_blank_between(runs[-1][-1], unit):
+            runs[-1].append(unit)
+        else:
+            runs.append([unit])
+    return runs
+
+
+def _only_blank_between(before: Unit, after: Unit) -> bool:
+    lines = before.result.text.split("\n")
+    offset = before.result.start_line
+    between = lines[before.end_line + 1 - offset : after.start_line - offset]
+    return after.start_line > before.end_line and all(not line.strip() for line in between)
+
+
+def _one_code_block(text: str) -> bool:
+    """True when ``text`` is exactly one fenced or indented code block."""
+    code = code_line_ranges(text)
+    return len(code) == 1 and code[0][0] == 1 and code[0][1] >= len(text.split("\n"))
+
+
+@lru_cache(maxsize=4096)
+def _code_lines(text: str, start_line: int) -> frozenset[int]:
+    """Note line numbers inside code blocks of a chunk's ``text`` that starts at ``start_line``."""
+    return frozenset(n for a, b in code_line_ranges(text) for n in range(a + start_line - 1, b + start_line))
+
+
+def _is_code_block(unit: Unit) -> bool:
+    """The unit is code in its chunk's own parse (an indented paragraph of a list item is not)."""
+    code = _code_lines(unit.result.text, unit.result.start_line)
+    lines = unit.text.split("\n")
+    numbered = [unit.start_line + i for i, line in enumerate(lines) if line.strip()]
+    return bool(numbered) and all(n in code for n in numbered)
+
+
+_LIST_ITEM = re.compile(r"^(?:[-*+]|\d{1,9}[.)])(?: |$)")
+
+
+def render_unit(text: str, n: int, code_block: bool | None = None) -> str:
+    """A unit as markdown ending with its ``[n]`` marker — never inside code, never breaking a table.
+
+    Prose becomes a list item; a code block stays a code block (an indented one is fenced, since
+    it loses its indentation here) with the marker on its own line after it. ``code_block`` says
+    whether the unit is one code block in its note (None: judge from ``text`` alone).
+
+    >>> render_unit("- **a** b", 1)
+    '- **a** b [1]'
+    >>> render_unit("plain sentence.", 2)
+    '- plain sentence. [2]'
+    >>> render_unit("    make build", 3)
+    '```\\nmake build\\n```\\n\\n[3]'
+    >>> render_unit("Run this:\\n```\\nmake\\n```", 4)
+    '- Run this:\\n  ```\\n  make\\n  ```\\n\\n  [4]'
+    """
     marker = f"[{n}]"
-    if stripped.startswith(("```", "~~~")) or body.rstrip().endswith(("```", "~~~")):
-        # A fence must stay a fence: the marker goes on its own line after it.
-        return escape_html(body) + f"\n\n{marker}"
-    if not stripped.startswith(("- ", "* ", "+ ")) and not stripped[:4].rstrip(".)").isdigit():
-        body = "- " + body.replace("\n", "\n  ")
-    return escape_html(body) + f" {marker}"
+    if code_block is None:
+        code_block = _one_code_block(text.strip("\n"))
+    body = textwrap.dedent(text).strip("\n")
+    if code_block:
+        # The whole unit is one code block: keep it a block, fence it if it was indented.
+        if not body.lstrip().startswith(("```", "~~~")):
+            fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", body)), default=0))
+            body = f"{fence}\n{textwrap.dedent(body)}\n{fence}"
+        return f"{body}\n\n{marker}"
+    if _LIST_ITEM.match(body):
+        indent = " " * (len(_LIST_ITEM.match(body).group()) if body[0].isdigit() else 2)
+    else:
+        body, indent = "- " + body.replace("\n", "\n  "), "  "
+    last = len(body.split("\n"))
+    ends_in_code = any(a <= last <= b for a, b in code_line_ranges(body))
+    ends_in_table = body.rstrip().endswith("|") or body.split("\n")[-1].lstrip().startswith("|")
+    if ends_in_code or ends_in_table:
+        return f"{body}\n\n{indent}{marker}"
+    return f"{body} {marker}"
