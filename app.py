@@ -17,6 +17,7 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -33,7 +34,7 @@ __all__ = ["build_app", "main"]
 logger = logging.getLogger("app")
 
 
-def build_app(settings: Settings, assistant) -> "FastAPI":
+def build_app(settings: Settings, assistant, indexer=None) -> "FastAPI":
     """The FastAPI app: our routes first, then the Gradio UI mounted at ``/``.
 
     Args:
@@ -51,7 +52,7 @@ def build_app(settings: Settings, assistant) -> "FastAPI":
     from assistant.web.routes import add_routes
     from assistant.web.ui import build_ui, theme
 
-    ctx = AppContext(settings, assistant)
+    ctx = AppContext(settings, assistant, indexer)
     app = FastAPI(title="notes-assistant", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = ctx
     if is_loopback(settings.host):
@@ -81,7 +82,7 @@ def _parse_args(argv) -> argparse.Namespace:
 
 def _log_reindex(report) -> None:
     if report.changed:  # shown at the default log level: the notes just changed under the server
-        logger.warning("notes changed, re-indexed: %s", report.summary())
+        logger.warning("index updated: %s", report.summary())
 
 
 def _fail(message: str) -> int:
@@ -105,19 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     if not port_available(settings.host, settings.port):
         return _fail(f"port {settings.port} on {settings.host} is in use; stop the other server or pass --port")
 
-    from assistant.cli.output import ensure_index
     from assistant.engine import Engine
     from assistant.service import Assistant
+    from assistant.watch import NotesWatcher
     from ingest.errors import IngestError
     from vectorstore.errors import VectorStoreError
 
     try:
         engine = Engine(settings)
-        ensure_index(engine)  # a tqdm bar on stderr while embedding
-        assistant = Assistant(engine, settings)
-        started = time.perf_counter()
-        assistant.ask("warm up the query encoder and the search snapshot")  # the first user should not wait
-        logger.info("warmed up ms=%.0f", (time.perf_counter() - started) * 1000)
+        status = engine.status()  # reads and hashes the notes: a missing folder fails here, in one line
+        replica = settings.server_mode and engine.maintained_elsewhere()
+        if not status.indexed and not replica:
+            # Answer first, embed after: keyword answers from the parsed notes right away.
+            chunks = engine.preview()
+            print(f"notes-assistant: no index yet: answering by keywords now, embedding {chunks} chunks in the "
+                  "background (progress: the page banner, /healthz)", file=sys.stderr)
     except (IngestError, VectorStoreError) as e:
         return _fail(str(e))
     except PermissionError as e:
@@ -125,22 +128,35 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    app = build_app(settings, assistant)
+    # One background worker builds or updates the index (never blocking the port), re-indexes when a cited
+    # line turns out stale, and with NOTES_ASSISTANT_WATCH=1 after every change. A read replica never writes.
+    watcher = None if replica else NotesWatcher(
+        engine, on_report=_log_reindex, on_error=lambda e: logger.warning("indexing failed: %s", e),
+        initial=status.stale, watch_files=settings.watch)
+    assistant = Assistant(engine, settings, on_stale=watcher.request if watcher else None)
+    app = build_app(settings, assistant, indexer=watcher)
+    if watcher is not None:
+        watcher.start()
+    threading.Thread(target=_warm_up, args=(assistant,), name="warm-up", daemon=True).start()
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"notes-assistant: serving {settings.notes_path} at http://{shown}:{settings.port}/  (Ctrl+C to stop)",
           file=sys.stderr)
-    watcher = None
-    if settings.watch:  # re-index when the notes change (NOTES_ASSISTANT_WATCH=1)
-        from assistant.watch import NotesWatcher
-
-        watcher = NotesWatcher(engine, on_report=_log_reindex,
-                               on_error=lambda e: logger.warning("re-index after a change failed: %s", e)).start()
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3)
     finally:
         if watcher is not None:
             watcher.stop()
     return 0
+
+
+def _warm_up(assistant) -> None:
+    """Load the query encoder and build the search snapshot so the first user does not wait for them."""
+    started = time.perf_counter()
+    try:
+        assistant.ask("warm up the query encoder and the search snapshot")
+    except Exception as e:  # noqa: BLE001 - a failed warm-up only costs the first user some time
+        logger.info("warm-up failed: %s", e)
+    logger.info("warmed up ms=%.0f", (time.perf_counter() - started) * 1000)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ class Answer:
     notices: list[str] = field(default_factory=list)  # e.g. "LLM unreachable: fell back to extractive"
     flagged: bool = False  # an LLM answer without one valid citation
     evidence: dict = field(default_factory=dict)
+    stale_citations: list[int] = field(default_factory=list)  # n of citations whose lines changed on disk
 
     def to_json(self, with_text: bool = False) -> dict:
         """The ``ask --json`` contract (``with_text`` adds each citation's quoted text)."""
@@ -82,6 +83,8 @@ class Answer:
             out["notices"] = list(self.notices)
         if self.flagged:
             out["flagged"] = True
+        if self.stale_citations:
+            out["stale_citations"] = list(self.stale_citations)
         return out
 
 

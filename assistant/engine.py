@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.settings import Settings
+from ingest import chunk_note, read_notes
 from vectorstore.client import make_client
 from vectorstore.datadir import prepare_data_dir
 from vectorstore.errors import CorruptIndexError
@@ -83,7 +84,7 @@ class Engine:
 
             self._indexer = Indexer(
                 self.client, self.settings.collection, prepare_data_dir(self.settings.data_dir, self._take_over),
-                lambda: self.embedder, self.model_name, self.settings.cache_dir,
+                lambda: self.document_embedder, self.model_name, self.settings.cache_dir,
             )
         return self._indexer
 
@@ -101,12 +102,25 @@ class Engine:
     @property
     def retriever(self) -> HybridRetriever:
         if self._retriever is None:
+            from vectorstore.embedding_cache import cached_vectors
+
             s = self.settings
             self._retriever = HybridRetriever(
                 self.client, s.collection, self.query_encoder,
                 dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k, mmr=s.mmr,
+                cached_vectors=cached_vectors(s.cache_dir, self.model_name),
             )
         return self._retriever
+
+    @property
+    def document_embedder(self):
+        """What embeds cache misses: the numpy encoder for a few texts (an edit: no torch), else the model."""
+        from vectorstore.query_encoder import NumpyQueryEncoder, SmallBatchEmbeddings
+
+        encoder = self.query_encoder
+        if isinstance(encoder, NumpyQueryEncoder):
+            return SmallBatchEmbeddings(encoder, lambda: self.embedder)
+        return self.embedder
 
     @property
     def query_encoder(self):
@@ -141,7 +155,7 @@ class Engine:
             from vectorstore.embeddings import LazyEmbeddings
 
             # Lazy: answering reads units from the cache and should not load torch for that.
-            lazy = LazyEmbeddings(lambda: self.embedder)
+            lazy = LazyEmbeddings(lambda: self.document_embedder)
             self._unit_embeddings, _ = cached_embedder(lazy, self.settings.cache_dir, self.model_name)
         return self._unit_embeddings
 
@@ -153,6 +167,32 @@ class Engine:
     def status(self) -> IndexStatus:
         """Compare the manifest of the last run with the notes on disk (hashes only, no parsing)."""
         return self.sync.status()
+
+    def freshness(self) -> dict:
+        """What is served and whether the notes are newer — from metadata only (no note is read).
+
+        Keys: ``generation`` (committed in the store), ``serving_generation`` (the search
+        snapshot's; a reader catches up within ``version_check_seconds``),
+        ``notes_newer`` and ``changed`` (sources modified, added or removed since the
+        last run, by ``stat``), ``last_indexed``, ``chunks``.
+        """
+        from vectorstore.freshness import changed_since
+
+        manifest = self.indexer.read_manifest() or {}
+        sources = manifest.get("sources", {})
+        since = manifest.get("notes_read_at") or manifest.get("last_indexed")
+        known = set(sources) | set(manifest.get("skipped_sources", []))
+        changed = changed_since(self.settings.notes_path, known, since) if manifest else []
+        snapshot = self.retriever.current_snapshot
+        return {
+            "generation": self.indexer.generation(),
+            "serving_generation": snapshot.generation if snapshot is not None else None,
+            "notes_newer": bool(changed) or not manifest,
+            "changed": changed[:20],
+            "last_indexed": manifest.get("last_indexed"),
+            "chunks": int(manifest.get("chunks", 0)),
+            "sources": len(sources),
+        }
 
     def index(
         self,
@@ -232,9 +272,24 @@ class Engine:
             self._retriever = self._retriever.with_client(self.client)
         self._reopen_store = False
 
-    def _served_elsewhere(self) -> bool:
+    def preview(self) -> int:
+        """Parse the notes and answer by keywords from them until the first index commits; returns chunks.
+
+        What lets the web app answer seconds after its first start: BM25 needs no
+        embeddings, and chunk ids, lines and headings are those the index will have.
+        """
+        from vectorstore.sync import chunk_document
+
+        notes, _ = read_notes(self.settings.notes_path)
+        documents = [chunk_document(c) for n in notes
+                     for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)]
+        self.retriever.set_preview([d.id for d in documents], [d.page_content for d in documents],
+                                   [d.metadata for d in documents])
+        return len(documents)
+
+    def maintained_elsewhere(self) -> bool:
         """Server mode, no local manifest, and the server's collection already holds an index:
-        this process is a read replica of an index another process maintains."""
+        this process is a read replica of an index another process maintains (it never writes)."""
         try:
             return self.indexer.read_manifest() is None and self.indexer.generation() > 0
         except CorruptIndexError:
@@ -248,7 +303,7 @@ class Engine:
         process without its own manifest treats a committed server index as maintained
         elsewhere (a read replica) and does not write to it.
         """
-        if self.settings.server_mode and self._served_elsewhere():
+        if self.settings.server_mode and self.maintained_elsewhere():
             return None
         status = self.status()
         if not status.stale:

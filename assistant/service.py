@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
 
 from assistant.abstain import Evidence, assess
 from assistant.answer import NOT_COVERED, RESET, Answer, Citation, says_not_covered, viewer_link
@@ -16,6 +18,7 @@ from assistant.engine import Engine
 from assistant.answerers.extractive import ExtractiveAnswerer
 from assistant.followup import condense
 from assistant.settings import Settings
+from assistant.staleness import NoteLines, stale_citations
 
 __all__ = ["Assistant", "BACKENDS"]
 
@@ -36,11 +39,14 @@ class Assistant:
         settings: defaults for backend, top-k and the LLM endpoint.
     """
 
-    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
+    def __init__(self, engine: Engine, settings: Settings | None = None,
+                 on_stale: Callable[[], None] | None = None) -> None:
         self.engine = engine
         self.settings = settings or engine.settings
+        self.on_stale = on_stale  # told when a cited line no longer matches its note (the app re-indexes)
         self._extractive: ExtractiveAnswerer | None = None
         self._llms: dict[tuple, object] = {}
+        self._note_lines = NoteLines(self.settings.notes_path)
 
     @property
     def extractive(self) -> ExtractiveAnswerer:
@@ -112,6 +118,8 @@ class Assistant:
         results = engine.search(condensed, top_k or s.top_k, query_vector=query_vector)
         snapshot = engine.retriever.snapshot
         top_cosine = max((r.cosine for r in results if r.cosine is not None), default=0.0)
+        if results and engine.retriever.keyword_only:
+            top_cosine = self._keyword_only_cosine(query_vector, results)
         top_bm25 = max((r.bm25 for r in results if r.bm25 is not None), default=0.0)
         evidence = assess(condensed, top_cosine, top_bm25, snapshot.bm25.doc_freq)
         timings["retrieve"] = _ms(t)
@@ -154,6 +162,12 @@ class Assistant:
                 if not citations:
                     text, abstained = _not_covered(results), True
                 yield text
+        stale = stale_citations(self._note_lines, citations)
+        if stale:
+            notices.append(self._stale_notice(stale, citations))
+        if engine.retriever.keyword_only:
+            notices.append("Keyword search only while your notes are being indexed for the first time; "
+                           "answers improve when it finishes.")
         timings["answer"] = _ms(t)
         timings["total"] = _ms(started)
         yield Answer(
@@ -167,7 +181,29 @@ class Assistant:
             notices=notices,
             flagged=flagged,
             evidence=_evidence_json(evidence),
+            stale_citations=stale,
         )
+
+    def _keyword_only_cosine(self, query_vector, results) -> float:
+        """Best cosine of the query with the top keyword results, embedded now (abstention needs it).
+
+        Only while the first index is built: three chunks through the numpy encoder and
+        the content-hash cache, whose entries the background run then finds ready.
+        """
+        from vectorstore.text import embed_text
+
+        texts = [embed_text(r.heading, r.text) for r in results[:3]]
+        vectors = np.asarray(self.engine.unit_embeddings.embed_documents(texts), dtype=np.float32)
+        query = np.asarray(query_vector, dtype=np.float32)
+        return float(max(vectors @ query)) if len(vectors) else 0.0
+
+    def _stale_notice(self, stale: list[int], citations: list[Citation]) -> str:
+        where = ", ".join(f"[{c.n}] {c.location}" for c in citations if c.n in stale)
+        notice = f"Your notes changed after they were indexed: {where} no longer match the file"
+        if self.on_stale is None:
+            return notice + "; run notes-assistant index to refresh."
+        self.on_stale()
+        return notice + "; re-indexing now — ask again in a moment."
 
 
 def _reason(error: Exception) -> str:

@@ -1,8 +1,11 @@
-"""Watch the notes and re-index after they change (``index --watch``, ``settings.watch`` in the app).
+"""Background index runs: after notes change (``index --watch``, ``settings.watch``) or when asked.
 
-``NotesWatcher`` listens to file-system events under the notes root (watchdog:
-inotify on Linux, polling where inotify is unavailable) and runs an incremental
-``Engine.index()`` once the notes have been quiet for ``debounce`` seconds.
+``NotesWatcher`` runs an incremental ``Engine.index()`` in a worker thread: at
+start (``initial``: the web app answers at once while its first index is built),
+when ``request()`` is called (a citation found stale), and — with ``watch_files``
+— once the notes have been quiet for ``debounce`` seconds after file-system
+events under the notes root (watchdog: inotify on Linux, polling where inotify is
+unavailable). ``progress()`` tells how far the current run is, with an ETA.
 
 Why it never loses a change: an event only raises a "dirty" flag; the worker
 clears the flag *before* a run reads the files, so an edit made during a run
@@ -18,6 +21,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ingest.reader import NOTE_SUFFIXES, notes_root
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     from assistant.engine import Engine
     from vectorstore.indexer import IndexReport
 
-__all__ = ["NotesWatcher", "is_note_path"]
+__all__ = ["NotesWatcher", "IndexProgress", "is_note_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,25 @@ logger = logging.getLogger(__name__)
 # JetBrains/VS Code/atomic writers (".tmp", ".part", "___jb_tmp___").
 _TEMP_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".part", ".bak", "~", "___jb_tmp___", "___jb_old___")
 _TEMP_PREFIXES = (".#", "#", ".~")
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """Where the background index run is: texts embedded so far of those it needs, and an ETA."""
+
+    running: bool
+    done: int = 0
+    total: int = 0
+    eta_seconds: float | None = None
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
+
+    def to_json(self) -> dict:
+        eta = None if self.eta_seconds is None else round(self.eta_seconds, 1)
+        return {"running": self.running, "done": self.done, "total": self.total, "percent": self.percent,
+                "eta_seconds": eta}
 
 
 def is_note_path(path: Path, root: Path) -> bool:
@@ -84,6 +107,7 @@ class NotesWatcher:
         initial: bool = True,
         max_delay: float = 10.0,
         retry_after: float = 5.0,
+        watch_files: bool = True,
     ) -> None:
         self.engine = engine
         self.debounce = debounce
@@ -92,6 +116,7 @@ class NotesWatcher:
         self.initial = initial
         self.max_delay = max(max_delay, debounce)
         self.retry_after = retry_after
+        self.watch_files = watch_files
         notes = Path(engine.settings.notes_path).resolve()
         self.root = notes_root(notes)
         self.single_file = notes if notes.is_file() else None
@@ -106,13 +131,14 @@ class NotesWatcher:
         self._stopping = False
         self._observer = None
         self._worker: threading.Thread | None = None
+        self._progress = (0, 0, 0.0)  # (texts done, texts to embed, when the run started)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> "NotesWatcher":
         """Start watching (returns at once; runs happen in a background thread)."""
         if self._worker is not None:
             raise RuntimeError("NotesWatcher already started")
-        self._observer = self._start_observer()
+        self._observer = self._start_observer() if self.watch_files else None
         if self.initial:
             self._mark(delay=0.0)
         self._worker = threading.Thread(target=self._loop, name="notes-watcher", daemon=True)
@@ -142,6 +168,24 @@ class NotesWatcher:
         """True while a change waits for its run or a run is in progress."""
         with self._cond:
             return self._dirty or self._running
+
+    def request(self, delay: float = 0.0) -> None:
+        """Ask for a run (e.g. a cited line no longer matches its note); runs already asked for merge."""
+        self._mark(delay)
+
+    def progress(self) -> IndexProgress:
+        """The current run's embedding progress (``running`` False between runs)."""
+        with self._cond:
+            running = self._running
+            done, total, since = self._progress
+        eta = None
+        if running and done and total and since:
+            eta = (time.monotonic() - since) / done * (total - done)
+        return IndexProgress(running, done, total, eta)
+
+    def _count(self, done: int, total: int) -> None:
+        with self._cond:
+            self._progress = (done, total, self._progress[2])
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until no change is pending and no run is in progress; False on timeout."""
@@ -219,6 +263,7 @@ class NotesWatcher:
                     return
                 self._dirty = False  # before the run reads the files: later edits mark it again
                 self._running = True
+                self._progress = (0, 0, time.monotonic())
             try:
                 self._run()
             finally:
@@ -231,7 +276,7 @@ class NotesWatcher:
 
         try:
             # A short lock timeout keeps stop() responsive while another indexer runs.
-            report = self.engine.index(lock_timeout=1.0)
+            report = self.engine.index(lock_timeout=1.0, progress=self._count)
         except IndexBusyError:
             logger.debug("index locked by another process; retrying")
             self._mark(self.debounce)

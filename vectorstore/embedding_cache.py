@@ -23,7 +23,7 @@ from pathlib import Path
 from langchain_classic.storage import LocalFileStore
 from langchain_core.embeddings import Embeddings
 
-__all__ = ["AtomicFileStore", "CountingEmbeddings", "cached_embedder"]
+__all__ = ["AtomicFileStore", "CountingEmbeddings", "cached_embedder", "cached_vectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +87,27 @@ def cached_embedder(inner: Embeddings, cache_dir: Path, namespace: str, progress
         counter, AtomicFileStore(str(cache_dir)), namespace=namespace, key_encoder="sha256", batch_size=256
     )
     return cached, counter
+
+
+class _NothingEmbedded(Embeddings):
+    """The inner embedder of a read-only cache: a miss stays a miss."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise LookupError("read-only embedding cache: nothing is embedded here")
+
+    def embed_query(self, text: str) -> list[float]:
+        raise LookupError("read-only embedding cache: nothing is embedded here")
+
+
+def cached_vectors(cache_dir: Path, namespace: str):
+    """A read-only view of the cache: ``lookup(texts)`` → the cached vector of each text, or None.
+
+    Never loads a model and never embeds (readers use it to get chunk vectors another
+    process indexed; see ``vectorstore.retriever``).
+    """
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+
+    cached = CacheBackedEmbeddings.from_bytes_store(
+        _NothingEmbedded(), AtomicFileStore(str(cache_dir)), namespace=namespace, key_encoder="sha256"
+    )
+    return cached.document_embedding_store.mget

@@ -266,6 +266,8 @@ class Indexer:
         texts = [embed_text_of(d) for d in fresh] + (extra_texts(fresh) if extra_texts and fresh else [])
         cached, counter = self.cached_embedder()
         logger.debug("embedding phase texts=%d (new chunks=%d)", len(texts), len(fresh))
+        if progress and texts:
+            progress(0, len(texts))  # the total is known before the first batch (an ETA from the start)
         for done, batch in enumerate(batched(texts, 128)):
             cached.embed_documents(list(batch))
             if progress:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["NumpyQueryEncoder"]
+__all__ = ["NumpyQueryEncoder", "SmallBatchEmbeddings", "SMALL_BATCH"]
+
+SMALL_BATCH = 32  # texts per call that the numpy encoder embeds instead of loading torch
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -146,3 +148,31 @@ class NumpyQueryEncoder:
         return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
 
     embed_query_array = encode  # the interface HybridRetriever expects of a query embedder
+
+
+class SmallBatchEmbeddings:
+    """Embeds a few texts with the numpy encoder, many with the full model (loaded only then).
+
+    An edit re-embeds two or three texts: loading torch and sentence-transformers for
+    them costs ~5 s of a 7 s ``notes-assistant index`` here, while the numpy encoder
+    computes the same vectors (to 1e-5, tests/test_query_encoder.py) in tens of ms
+    each. Past ``SMALL_BATCH`` texts per call the model's batched encoding wins.
+    A langchain ``Embeddings`` by duck typing (no langchain import on the query path).
+
+    Args:
+        numpy_encoder: a ``NumpyQueryEncoder`` for the model.
+        load_model: zero-argument callable returning the full embedder (sentence-transformers).
+    """
+
+    def __init__(self, numpy_encoder: NumpyQueryEncoder, load_model, small_batch: int = SMALL_BATCH) -> None:
+        self.numpy_encoder = numpy_encoder
+        self.load_model = load_model
+        self.small_batch = small_batch
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if len(texts) <= self.small_batch:
+            return [self.numpy_encoder.encode(text).tolist() for text in texts]
+        return self.load_model().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.numpy_encoder.encode(text).tolist()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,7 @@ __all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode"]
 
 logger = logging.getLogger(__name__)
 
+VectorLookup = Callable[[list[str]], list]  # embed texts → cached vectors (None where not cached)
 Mode = Literal["hybrid", "dense", "bm25"]
 SCORE_KINDS = {
     "hybrid": "rrf (weighted reciprocal-rank fusion; higher is better)",
@@ -78,11 +80,13 @@ class Snapshot:
     vectors: np.ndarray | None = field(default=None, repr=False)  # row i: normalised embedding of ids[i]
 
     @classmethod
-    def from_collection(cls, collection, version: str, previous: "Snapshot | None" = None) -> "Snapshot":
+    def from_collection(cls, collection, version: str, previous: "Snapshot | None" = None,
+                        cached_vectors: VectorLookup | None = None) -> "Snapshot":
         """Read the committed view of ``collection``; vectors of chunks ``previous`` holds are reused.
 
         Chunk ids are content-addressed, so a chunk's vector never changes within one
-        collection: a re-index that touched 3 chunks fetches 3 vectors.
+        collection: a re-index that touched 3 chunks fetches 3 vectors. ``cached_vectors``
+        (embed texts → vectors or None) is asked first, Chroma for the rest.
         """
         # Only the committed generation is visible: rows a running re-index staged or
         # retired do not exist for readers until it commits (vectorstore.generations).
@@ -94,16 +98,31 @@ class Snapshot:
         ids = tuple(ids[i] for i in order)
         texts = tuple(texts[i] for i in order)
         metas = tuple(dict(metas[i]) for i in order)
-        bm25 = Bm25Index([embed_text(m.get("heading", ""), t) for t, m in zip(texts, metas)])
+        embed_texts = [embed_text(m.get("heading", ""), t) for t, m in zip(texts, metas)]
+        bm25 = Bm25Index(embed_texts)
         position = {chunk_id: i for i, chunk_id in enumerate(ids)}
-        return cls(version, ids, texts, metas, bm25, position, _vectors(collection, ids, previous))
+        vectors = _vectors(collection, ids, dict(zip(ids, embed_texts)), previous, cached_vectors)
+        return cls(version, ids, texts, metas, bm25, position, vectors)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def generation(self) -> int:
+        """The committed generation this snapshot shows (its version is ``collection/generation/commit``)."""
+        parts = self.version.split("/")
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
-def _vectors(collection, ids: tuple[str, ...], previous: Snapshot | None) -> np.ndarray:
+
+def _vectors(collection, ids: tuple[str, ...], embed_texts: dict[str, str], previous: Snapshot | None,
+             cached_vectors: VectorLookup | None) -> np.ndarray:
     """Normalised embeddings of ``ids`` (one row each), fetched only for chunks ``previous`` lacks.
+
+    The embedding cache is asked first: embedded Chroma keeps a process's view of its
+    vector segment from when it opened it, so a reader process asking it for a chunk
+    another process (``notes-assistant index``) wrote gets "Error finding id" — the
+    cache, written before every commit, has it. Chroma answers the rest (a server
+    always can).
 
     Raises:
         LookupError: a chunk vanished while reading (a writer collected it); the caller retries.
@@ -112,6 +131,11 @@ def _vectors(collection, ids: tuple[str, ...], previous: Snapshot | None) -> np.
     if previous is not None and previous.vectors is not None and previous.version.split("/")[0] == str(collection.id):
         known = dict(zip(previous.ids, previous.vectors))
     missing = [chunk_id for chunk_id in ids if chunk_id not in known]
+    if missing and cached_vectors is not None:
+        for chunk_id, vector in zip(missing, cached_vectors([embed_texts[c] for c in missing])):
+            if vector is not None:
+                known[chunk_id] = np.asarray(vector, dtype=np.float32)
+        missing = [chunk_id for chunk_id in missing if chunk_id not in known]
     for start in range(0, len(missing), 2000):
         got = collection.get(ids=missing[start : start + 2000], include=["embeddings"])
         for chunk_id, vector in zip(got["ids"], got["embeddings"]):
@@ -142,6 +166,8 @@ class HybridRetriever:
         mmr: drop a result whose lines overlap a better-ranked result of the same source.
         candidates: how deep each ranking is read before fusing.
         version_check_seconds: how often another process's re-index is looked for.
+        cached_vectors: embed texts → vectors already in the embedding cache (None where not),
+            asked before Chroma for chunk vectors (see ``_vectors``).
     """
 
     def __init__(
@@ -156,6 +182,7 @@ class HybridRetriever:
         mmr: bool,
         candidates: int = 40,
         version_check_seconds: float = 2.0,
+        cached_vectors: VectorLookup | None = None,
     ) -> None:
         self.client = client
         self.collection_name = collection_name
@@ -167,7 +194,9 @@ class HybridRetriever:
         self.mmr = mmr
         self.candidates = candidates
         self.version_check_seconds = version_check_seconds
+        self.cached_vectors = cached_vectors
         self._snapshot: Snapshot | None = None
+        self._preview: Snapshot | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
 
@@ -176,7 +205,7 @@ class HybridRetriever:
         return HybridRetriever(
             client, self.collection_name, self.embedder, dense_weight=self.dense_weight,
             bm25_weight=self.bm25_weight, rrf_k=self.rrf_k, mmr=self.mmr, candidates=self.candidates,
-            version_check_seconds=self.version_check_seconds,
+            version_check_seconds=self.version_check_seconds, cached_vectors=self.cached_vectors,
         )
 
     # -- index version -------------------------------------------------------
@@ -221,7 +250,7 @@ class HybridRetriever:
         version = self._current_version()
         if force or self._snapshot is None or self._snapshot.version != version:
             started = time.perf_counter()
-            snapshot = Snapshot.from_collection(self.collection, version, self._snapshot)
+            snapshot = Snapshot.from_collection(self.collection, version, self._snapshot, self.cached_vectors)
             for _ in range(3):
                 # A commit between reading the generation and reading the rows could hide
                 # rows it just collected: re-read until the committed generation held still.
@@ -229,7 +258,7 @@ class HybridRetriever:
                 if again.split("/")[:2] == version.split("/")[:2]:
                     break
                 version = again
-                snapshot = Snapshot.from_collection(self.collection, version, self._snapshot)
+                snapshot = Snapshot.from_collection(self.collection, version, self._snapshot, self.cached_vectors)
             self._snapshot = snapshot
             logger.info(
                 "bm25 rebuilt chunks=%d version=%s ms=%.0f",
@@ -238,11 +267,37 @@ class HybridRetriever:
         self._checked_at = time.monotonic()
         return self._snapshot
 
+    def set_preview(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
+        """Search these chunks by keywords alone until the collection has committed rows.
+
+        The web app parses the notes at start and answers from this BM25-only view while
+        its first index is embedded in the background (no vectors: dense search is
+        skipped); the first committed snapshot with rows replaces it for good.
+        """
+        embed_texts = [embed_text(m.get("heading", ""), t) for t, m in zip(texts, metadatas)]
+        self._preview = Snapshot("preview", tuple(ids), tuple(texts), tuple(dict(m) for m in metadatas),
+                                 Bm25Index(embed_texts), {cid: i for i, cid in enumerate(ids)}, None)
+
+    @property
+    def keyword_only(self) -> bool:
+        """True while searches are answered from the keyword-only preview."""
+        return self.snapshot is self._preview and self._preview is not None
+
+    @property
+    def current_snapshot(self) -> Snapshot | None:
+        """The snapshot searches use right now, without looking for a newer one (None before the first)."""
+        return self._snapshot
+
     @property
     def snapshot(self) -> Snapshot:
+        """The live view: the committed snapshot (re-checked every ``version_check_seconds``), or the preview."""
         snap = self._snapshot
         if snap is None or time.monotonic() - self._checked_at > self.version_check_seconds:
             snap = self.refresh()
+        if self._preview is not None:
+            if not len(snap):
+                return self._preview
+            self._preview = None  # the first index has committed: hybrid from now on
         return snap
 
     # -- search --------------------------------------------------------------

@@ -182,6 +182,7 @@ class NotesSync:
         from vectorstore.indexer import IndexReport
 
         started = time.perf_counter()
+        read_at = time.time()  # notes modified after this are newer than the index (vectorstore.freshness)
         notes, skipped = read_notes(self.notes_path)
         if not notes:
             raise NoNotesError(
@@ -234,6 +235,8 @@ class NotesSync:
                 "chunks": report.chunks,
                 "generation": report.generation,
                 "last_indexed": indexer.now() if touched else manifest.get("last_indexed"),
+                "notes_read_at": read_at,
+                "skipped_sources": sorted(f.source for f in skipped),  # unreadable: known, not indexed
             }
         )
         report.seconds = time.perf_counter() - started

@@ -20,9 +20,10 @@ __all__ = ["AppContext"]
 class AppContext:
     """What every route and UI handler shares: one engine, one assistant (the model loads once)."""
 
-    def __init__(self, settings: Settings, assistant) -> None:
+    def __init__(self, settings: Settings, assistant, indexer=None) -> None:
         self.settings = settings
         self.assistant = assistant
+        self.indexer = indexer  # the background NotesWatcher (first index, re-index on change), or None
         self.engine = assistant.engine
         self.credentials = parse_auth(settings.auth)
         self.gradio_app = None  # set after mounting; its session tokens authorize our routes too
@@ -48,12 +49,28 @@ class AppContext:
         return Path(self.settings.embedding_model).name or "all-MiniLM-L6-v2 (bundled)"
 
     def health(self) -> dict:
-        status = self.engine.status()
+        """``/healthz``: from metadata only — no note is read, nothing is logged (it is polled)."""
+        fresh = self.engine.freshness()
         return {
-            "status": "ok", "indexed": status.indexed, "sources": status.sources, "chunks": status.chunks,
-            "last_indexed": status.last_indexed, "stale": status.stale, "embedding_model": self.model_label,
-            "backend": self.settings.backend,
+            "status": "ok", "indexed": bool(fresh["last_indexed"]), "sources": fresh["sources"],
+            "chunks": fresh["chunks"],
+            "last_indexed": fresh["last_indexed"], "generation": fresh["generation"],
+            "serving_generation": fresh["serving_generation"], "notes_newer": fresh["notes_newer"],
+            "stale": fresh["notes_newer"] or fresh["serving_generation"] != fresh["generation"],
+            "changed": fresh["changed"], "embedding_model": self.model_label, "backend": self.settings.backend,
+            "indexing": self.indexing(),
         }
+
+    def indexing(self) -> dict | None:
+        """The background index run's progress and whether searches are keyword-only (None: no indexer)."""
+        if self.indexer is None:
+            return None
+        return {**self.indexer.progress().to_json(), "keyword_only": self.engine.retriever.keyword_only}
+
+    def banner_html(self) -> str:
+        if self.indexer is None:
+            return ""
+        return render.indexing_banner_html(self.indexer.progress(), self.engine.retriever.keyword_only)
 
     def status_html(self) -> str:
         return render.index_status_html(self.engine.status(), self.settings.notes_path, self.model_label)

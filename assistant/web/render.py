@@ -21,7 +21,7 @@ from assistant.web.sanitize import sanitize_html
 __all__ = [
     "ANSWER_CSS", "render_markdown", "answer_html", "streaming_html",
     "question_html", "search_html", "error_html", "worst_html", "index_status_html", "header_html",
-    "index_report_html", "report_html",
+    "index_report_html", "indexing_banner_html", "report_html",
 ]
 
 def _link_citations(state) -> None:
@@ -209,6 +209,20 @@ def header_html(status) -> str:
     stale = " · <b>index stale</b> (see the Index tab)" if status.stale else ""
     return (f'<div class="na-header"><h1>Notes assistant</h1><p>Answers from your notes, with citations to the '
             f'lines they come from · {status.sources} notes · {status.chunks} chunks{stale}</p></div>')
+
+
+def indexing_banner_html(progress, keyword_only: bool) -> str:
+    """One honest line while a background index run works (an ``IndexProgress``); empty otherwise.
+
+    >>> from assistant.watch import IndexProgress
+    >>> indexing_banner_html(IndexProgress(True, 41, 100, 35.0), True)
+    '<div class="na-note">Keyword-only while indexing: 41 % · ETA 0:35</div>'
+    """
+    if progress is None or not progress.running:
+        return ""
+    eta = "" if progress.eta_seconds is None else f" · ETA {int(progress.eta_seconds) // 60}:{int(progress.eta_seconds) % 60:02d}"
+    what = "Keyword-only while indexing" if keyword_only else "Updating the index (answers use the last one)"
+    return f'<div class="na-note">{what}: {progress.percent} %{eta}</div>'
 
 
 def index_report_html(report) -> str:

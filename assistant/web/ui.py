@@ -15,6 +15,9 @@ __all__ = ["build_ui", "theme"]
 def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="Notes assistant", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         header = gr.HTML(ctx.header_html(), elem_id="na-header-block")
+        banner = gr.HTML(ctx.banner_html(), elem_id="na-indexing")
+        # While a background index run works, its progress line refreshes every 2 s (cheap: no note is read).
+        gr.Timer(2.0).tick(ctx.banner_html, None, banner, show_progress="hidden", queue=False)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat_tab(ctx)
