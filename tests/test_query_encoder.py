@@ -13,3 +13,11 @@ def test_numpy_query_encoder_matches_sentence_transformers(bundled_engine, embed
         ours = bundled_engine.embed_query(text)
         reference = np.asarray(embedder.embed_query(text), dtype=np.float32)
         assert np.abs(ours - reference).max() < 1e-5
+
+
+def test_a_padded_batch_gives_each_text_its_own_vector(bundled_engine, embedder):
+    """Padding is masked out of attention and pooling: a batch row equals its text encoded alone."""
+    texts = ["x", "How many ENIs per region can VPC-attached Lambda functions use?", "word " * 400, "🙂 émoji"]
+    batch = bundled_engine.query_encoder.encode_batch(texts)
+    reference = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    assert batch.shape == reference.shape and np.abs(batch - reference).max() < 1e-5

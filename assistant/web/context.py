@@ -58,7 +58,7 @@ class AppContext:
             "serving_generation": fresh["serving_generation"], "notes_newer": fresh["notes_newer"],
             "stale": fresh["notes_newer"] or fresh["serving_generation"] != fresh["generation"],
             "changed": fresh["changed"], "embedding_model": self.model_label, "backend": self.settings.backend,
-            "indexing": self.indexing(),
+            "indexing": self.indexing(), "query_vectors": dict(self.engine.query_cache_stats),
         }
 
     def indexing(self) -> dict | None:
