@@ -9,7 +9,11 @@
 Behaviour is scripted per request with ``Reply`` objects (queued with ``script``;
 ``default`` answers the rest): the reply text (or a function of the request
 body), an HTTP error status, a delay before answering, a dropped connection, a
-malformed stream. Every request is recorded in ``requests``.
+malformed stream, a slow drip of chunks, a pause mid-stream. The token cap of the
+request (``max_completion_tokens``/``max_tokens``, Ollama's ``num_predict``) is
+honoured as real servers do: one chunk per token, then ``finish_reason: "length"``.
+Every request is recorded in ``requests``, with how many chunks were sent and
+whether the client went away before the end.
 
 It speaks HTTP/1.1 with chunked bodies for streams, so a dropped connection
 looks to the client exactly like a server dying mid-answer.
@@ -41,6 +45,10 @@ class Reply:
         malformed: put an unparsable line into the stream (after the first chunk).
         truncate: end the stream cleanly after half the chunks, without the final event.
         words_per_chunk: how many words each streamed chunk carries.
+        interval: seconds between streamed chunks (a slow, steady drip).
+        pause_at: before which chunk (0 = the first token, after the headers) to pause ``pause`` seconds.
+        pause: the length of that pause (a stalled generation).
+        ignore_cap: stream the whole text even past the request's token cap (a server that ignores it).
     """
 
     text: str | Callable[[dict], str] = "I have no script for this request."
@@ -50,13 +58,28 @@ class Reply:
     malformed: bool = False
     truncate: bool = False
     words_per_chunk: int = 1
+    interval: float = 0.0
+    pause_at: int | None = None
+    pause: float = 0.0
+    ignore_cap: bool = False
 
 
 @dataclass
 class RecordedRequest:
+    """One request as received, and how its answer went.
+
+    Attributes:
+        chunks_sent: content chunks written so far (streams).
+        client_gone: the client closed the connection before the answer was complete.
+        closed: set when the server has finished with the request (answered, or the client went away).
+    """
+
     path: str
     headers: dict[str, str]
     body: dict
+    chunks_sent: int = 0
+    client_gone: bool = False
+    closed: threading.Event = field(default_factory=threading.Event)
 
     @property
     def messages(self) -> list[dict]:
@@ -77,6 +100,13 @@ def unused_port() -> int:
 def _pieces(text: str, words: int) -> list[str]:
     tokens = re.findall(r"\s*\S+", text) or [text]
     return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
+
+
+def _token_cap(body: dict) -> int | None:
+    """The request's answer-length cap, in the wire format's own field (None if absent)."""
+    options = body.get("options") or {}
+    cap = body.get("max_completion_tokens") or body.get("max_tokens") or options.get("num_predict")
+    return int(cap) if isinstance(cap, int) and cap > 0 else None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -127,16 +157,40 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = {"_raw": raw.decode("utf-8", "replace")}
         path = self.path.split("?")[0].rstrip("/")
-        reply = self.server.owner._next(RecordedRequest(path, {k.lower(): v for k, v in self.headers.items()}, body))
-        if reply.delay and self.server.owner._stopping.wait(reply.delay):
+        self.record = RecordedRequest(path, {k.lower(): v for k, v in self.headers.items()}, body)
+        reply = self.server.owner._next(self.record)
+        try:
+            if reply.delay and self._wait(reply.delay):
+                return
+            if path.endswith("/chat/completions"):
+                self._openai(body, reply)
+            elif path == "/api/chat":
+                self._ollama(body, reply)
+            else:
+                self._send_json(404, {"error": f"no route {path}"})
+        except (BrokenPipeError, ConnectionResetError):
+            self.record.client_gone = True  # the client gave up (a deadline, a cancelled request)
+            self.close_connection = True
+        finally:
+            self.record.closed.set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep ``seconds``; True (and the connection dropped) when the server is stopping meanwhile."""
+        if self.server.owner._stopping.wait(seconds):
             self._drop()
-            return
-        if path.endswith("/chat/completions"):
-            self._openai(body, reply)
-        elif path == "/api/chat":
-            self._ollama(body, reply)
-        else:
-            self._send_json(404, {"error": f"no route {path}"})
+            return True
+        return False
+
+    def _pace(self, reply: Reply, i: int) -> bool:
+        """The scripted pause or drip before content chunk ``i``; True when the server is stopping."""
+        if reply.pause_at == i and reply.pause and self._wait(reply.pause):
+            return True
+        return bool(i and reply.interval and self._wait(reply.interval))
+
+    def _capped(self, body: dict, reply: Reply, pieces: list[str]) -> tuple[list[str], bool]:
+        """``pieces`` cut to the request's token cap (one piece = one token); True when cut."""
+        cap = None if reply.ignore_cap else _token_cap(body)
+        return (pieces[:cap], True) if cap is not None and len(pieces) > cap else (pieces, False)
 
     def _text(self, body: dict, reply: Reply) -> str:
         return reply.text(body) if callable(reply.text) else reply.text
@@ -164,14 +218,15 @@ class _Handler(BaseHTTPRequestHandler):
 
         self._start_stream("text/event-stream")
         event({"role": "assistant", "content": ""})
-        pieces = _pieces(text, reply.words_per_chunk)
+        pieces, capped = self._capped(body, reply, _pieces(text, reply.words_per_chunk))
         for i, piece in enumerate(pieces):
-            if self._cut_stream(reply, i, len(pieces)):
+            if self._cut_stream(reply, i, len(pieces)) or self._pace(reply, i):
                 return
             event({"content": piece})
+            self.record.chunks_sent += 1
             if reply.malformed and i == 0:
                 self._chunk('data: {"choices": [{"delta": {"content": \n\n')
-        event({}, "stop")
+        event({}, "length" if capped else "stop")
         if (body.get("stream_options") or {}).get("include_usage"):
             self._chunk("data: " + json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
                                                "model": model, "choices": [],
@@ -205,15 +260,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {**final, "message": {"role": "assistant", "content": text}})
             return
         self._start_stream("application/x-ndjson")
-        pieces = _pieces(text, reply.words_per_chunk)
+        pieces, capped = self._capped(body, reply, _pieces(text, reply.words_per_chunk))
         for i, piece in enumerate(pieces):
-            if self._cut_stream(reply, i, len(pieces)):
+            if self._cut_stream(reply, i, len(pieces)) or self._pace(reply, i):
                 return
             line = {"model": model, "created_at": stamp, "message": {"role": "assistant", "content": piece}, "done": False}
             self._chunk(json.dumps(line) + "\n")
+            self.record.chunks_sent += 1
             if reply.malformed and i == 0:
                 self._chunk('{"message": {"content": \n')
-        self._chunk(json.dumps(final) + "\n")
+        self._chunk(json.dumps({**final, "done_reason": "length"} if capped else final) + "\n")
         self._end_stream()
 
 

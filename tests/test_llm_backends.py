@@ -267,6 +267,59 @@ def test_failure_gives_one_notice_and_the_extractive_answer(engine, server, wire
     assert (RESET in items) == (failure in STREAMED_BEFORE_FAILING)
 
 
+# -- deadlines (llm_timeout 1.5 s: first token 1.5 s, stall 0.5 s, total 3 s) ------------
+LONG = " ".join(f"word{i}" for i in range(400)) + " [1]."
+DEADLINES = {
+    "first_token": (Reply(text=LONG, pause_at=0, pause=30), "no answer from", "within 1.5s", False),
+    "stall": (Reply(text=LONG, pause_at=3, pause=30), "stalled: no token for 0.5s", "", True),
+    "slow_drip": (Reply(text=LONG, interval=0.05), "took over 3s to answer", "", True),
+    "token_cap": (Reply(text=LONG), "passed the 256-token cap", "", True),
+    "cap_ignored": (Reply(text=LONG, ignore_cap=True), "passed the 256-token cap", "", True),
+}
+
+
+@pytest.mark.parametrize("case", list(DEADLINES))
+def test_deadlines_give_the_extractive_answer_with_one_notice(engine, server, wire, case):
+    """Each deadline ends the answer with the offline one; the steady drip would otherwise run 20 s."""
+    reply, fragment, more, streamed = DEADLINES[case]
+    settings = llm_settings(engine, server, wire, llm_timeout=1.5, llm_context_tokens=1024)
+    server.script(reply)
+    items = list(Assistant(engine, settings).stream(COLD))
+    answer = items[-1]
+
+    assert answer.backend == "extractive" and answer.citations and not answer.abstained
+    [notice] = answer.notices
+    assert notice.startswith(f"{wire} backend unavailable (") and fragment in notice and more in notice
+    assert "\n" not in notice
+    assert (RESET in items) == streamed  # streamed words are retracted before the fallback
+    [request] = server.requests
+    cap = request.body["max_completion_tokens"] if wire == "openai" else request.body["options"]["num_predict"]
+    assert cap == answer_reserve(1024) == 256
+    if case == "slow_drip":  # the connection was closed: the endpoint stopped writing for nobody
+        assert request.closed.wait(30) and request.client_gone
+        assert request.chunks_sent < len(LONG.split())
+
+
+def test_closing_the_stream_closes_the_connection(engine, server, wire):
+    """A consumer that goes away (the browser tab closed) stops the request to the endpoint."""
+    server.script(Reply(text=LONG, interval=0.02))
+    stream = Assistant(engine, llm_settings(engine, server, wire)).stream(COLD)
+    deltas = [next(stream) for _ in range(3)]
+    stream.close()
+
+    assert all(isinstance(d, str) for d in deltas)
+    [request] = server.requests
+    assert request.closed.wait(30) and request.client_gone
+    assert request.chunks_sent < len(LONG.split())
+
+
+def test_deadlines_follow_llm_timeout():
+    from assistant.answerers.llm import Deadlines
+
+    limits = Deadlines.from_settings(load_settings({}, llm_timeout=30, llm_context_tokens=4096))
+    assert (limits.first_token, limits.stall, limits.total, limits.max_tokens) == (30, 10, 60, 1024)
+
+
 def test_condense_failure_uses_the_offline_rewrite(engine, server, wire):
     server.script(Reply(status=500))
     history = [{"role": "user", "content": COLD}, {"role": "assistant", "content": "Use provisioned concurrency [1]."}]

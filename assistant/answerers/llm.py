@@ -1,30 +1,70 @@
 """LLM answer backends through langchain: ``openai`` (any OpenAI-compatible endpoint) and ``ollama``.
 
 ``LLMAnswerer`` sends the prompt of ``answerers.prompt`` to the chat models of
-``answerers.backends``, streams the reply, and ``finalize`` checks every ``[n]``
-marker against the sources that were actually sent (``assistant.citations``).
+``answerers.backends``, streams the reply within ``Deadlines``, and ``finalize``
+checks every ``[n]`` marker against the sources that were actually sent
+(``assistant.citations``).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from assistant.answer import Citation
 from assistant.answerers.backends import (
     CONDENSE_TIMEOUT, example_url, ollama_models, ollama_root, openai_models, unavailable,
 )
-from assistant.answerers.prompt import CONDENSE_PROMPT, build_messages, clean_condensed, condense_message, fit_sources
+from assistant.answerers.prompt import (
+    CONDENSE_PROMPT, answer_reserve, build_messages, clean_condensed, condense_message, fit_sources,
+)
 from assistant.citations import validate_citations
 from assistant.errors import BackendNotConfiguredError, BackendUnavailableError
 from assistant.settings import LLM_BACKENDS, Settings
 
-__all__ = ["LLMAnswerer", "STREAM_DEADLINE_FACTOR"]
+__all__ = ["LLMAnswerer", "Deadlines"]
 
 logger = logging.getLogger(__name__)
 
-STREAM_DEADLINE_FACTOR = 4  # a whole answer may take this many llm_timeouts (the timeout itself is per read)
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long one streamed answer may take (seconds) and how long it may be (tokens).
+
+    Attributes:
+        first_token: from the request to the first token of the answer (the endpoint reads the prompt first).
+        stall: between two tokens once the answer flows.
+        total: for the whole answer; a steady but slow stream stops here.
+        max_tokens: the answer's length cap, sent to the endpoint and also counted here
+            (one streamed chunk is at least one token), in case the endpoint ignores it.
+
+    >>> Deadlines.from_settings(Settings(llm_timeout=30))
+    Deadlines(first_token=30.0, stall=10.0, total=60.0, max_tokens=1024)
+    """
+
+    first_token: float
+    stall: float
+    total: float
+    max_tokens: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Deadlines:
+        """``llm_timeout`` for the first token, a third of it between tokens, twice it in all.
+
+        A third: a local CPU model emits a token every 0.05–0.5 s, so 10 s of silence mid-answer means it is
+        stuck. Twice: the user waited ``llm_timeout`` at most for the first word, and as long again for the
+        rest (a 1 B model writes the 1024-token cap in ~40 s on our 2-core machines); past that the extractive
+        answer, ready in milliseconds, serves them better.
+        """
+        timeout = settings.llm_timeout
+        return cls(timeout, timeout / 3, timeout * 2, answer_reserve(settings.llm_context_tokens))
+
+
+_CHUNK, _ERROR, _END = "chunk", "error", "end"
 
 
 class LLMAnswerer:
@@ -44,6 +84,7 @@ class LLMAnswerer:
         self.name = name
         self.settings = settings
         self.endpoint = ollama_root(settings.llm_base_url) if name == "ollama" else settings.llm_base_url
+        self.deadlines = Deadlines.from_settings(settings)
         self._chat = chat
         self._condense_chat = condense_chat
 
@@ -93,11 +134,18 @@ class LLMAnswerer:
         return condensed
 
     def stream(self, question: str, condensed: str, results: Sequence) -> Iterator[str]:
-        """Yield the answer's text deltas as the model produces them.
+        """Yield the answer's text deltas as the model produces them, within ``self.deadlines``.
+
+        The endpoint is read on a helper thread and this generator waits on it with
+        the deadline that applies next, so a deadline holds even while a read blocks.
+        When the generator stops early (a deadline, an error, the consumer closing it
+        because the user went away), the helper closes the HTTP stream at its next
+        chunk, or when its read times out (``llm_timeout``) if none comes.
 
         Raises:
-            BackendUnavailableError: refused, HTTP error, timeout, a broken or
-                truncated stream, an empty answer, or no room for sources.
+            BackendUnavailableError: refused, HTTP error, timeout, a deadline of
+                ``self.deadlines`` passed, a broken or truncated stream, an empty
+                answer, or no room for sources.
         """
         sources = self.fit_sources(question, condensed, results)
         if not sources:
@@ -105,30 +153,60 @@ class LLMAnswerer:
                 f"no room for sources in {self.settings.llm_context_tokens} context tokens; "
                 "raise NOTES_ASSISTANT_LLM_CONTEXT_TOKENS"
             )
-        timeout = self.settings.llm_timeout
-        deadline = time.monotonic() + timeout * STREAM_DEADLINE_FACTOR
-        finished = produced = False
-        chunks = self._chat.stream(build_messages(question, condensed, sources))
+        limits = self.deadlines
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+        started = last_token = time.monotonic()
+        threading.Thread(target=self._read_stream, args=(build_messages(question, condensed, sources), events, stop),
+                         name="llm-stream", daemon=True).start()
+        tokens, finish = 0, ""
+        try:
+            while True:
+                deadline, failure = started + limits.total, f"{self.endpoint} took over {limits.total:g}s to answer"
+                if not tokens and started + limits.first_token < deadline:
+                    deadline, failure = started + limits.first_token, f"no answer from {self.endpoint} within {limits.first_token:g}s"
+                elif tokens and last_token + limits.stall < deadline:
+                    deadline, failure = last_token + limits.stall, f"{self.endpoint} stalled: no token for {limits.stall:g}s"
+                try:
+                    kind, value = events.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise BackendUnavailableError(failure) from None
+                if kind == _END:
+                    break
+                if kind == _ERROR:
+                    raise self._unavailable(value, self.settings.llm_timeout) from value
+                meta = value.response_metadata or {}
+                finish = finish or str(meta.get("finish_reason") or meta.get("done_reason") or "")
+                finish = finish or ("stop" if meta.get("done") else "")
+                if value.text:
+                    tokens += 1
+                    last_token = time.monotonic()
+                    if tokens > limits.max_tokens:  # the endpoint ignored the cap we sent
+                        finish = "length"
+                        break
+                    yield value.text
+        finally:
+            stop.set()  # the reader closes the HTTP stream: the endpoint stops generating for nobody
+        if finish == "length":
+            raise BackendUnavailableError(f"the answer from {self.endpoint} passed the {limits.max_tokens}-token cap")
+        if not finish:
+            raise BackendUnavailableError(f"the reply from {self.endpoint} ended before the answer was complete")
+        if not tokens:
+            raise BackendUnavailableError(f"{self.endpoint} returned an empty answer")
+
+    def _read_stream(self, messages: list, events: queue.SimpleQueue, stop: threading.Event) -> None:
+        """The helper thread of ``stream``: chat chunks (or the error) into ``events`` until the end or ``stop``."""
+        chunks = self._chat.stream(messages)
         try:
             for chunk in chunks:
-                meta = chunk.response_metadata or {}
-                finished = finished or bool(meta.get("finish_reason") or meta.get("done_reason") or meta.get("done"))
-                delta = chunk.text
-                if delta:
-                    produced = True
-                    yield delta
-                if time.monotonic() > deadline:
-                    raise BackendUnavailableError(f"{self.endpoint} took over {timeout * STREAM_DEADLINE_FACTOR:g}s to answer")
-        except BackendUnavailableError:
-            raise
-        except Exception as e:  # every endpoint failure becomes one clear error
-            raise self._unavailable(e, timeout) from e
+                if stop.is_set():
+                    return
+                events.put((_CHUNK, chunk))
+            events.put((_END, None))
+        except Exception as e:  # noqa: BLE001 - handed to the consumer, which turns it into one clear error
+            events.put((_ERROR, e))
         finally:
             chunks.close()
-        if not finished:
-            raise BackendUnavailableError(f"the reply from {self.endpoint} ended before the answer was complete")
-        if not produced:
-            raise BackendUnavailableError(f"{self.endpoint} returned an empty answer")
 
     def finalize(self, text: str, results: Sequence) -> tuple[str, list[Citation], list[str]]:
         """Validate the streamed ``text`` against ``results`` (source n = ``results[n-1]``).
