@@ -115,10 +115,12 @@ def _warn_skipped(dataset) -> None:
 @click.option("--llm-base-url", default=None, help="OpenAI-compatible or Ollama base URL (LLM backends).")
 @click.option("--llm-model", default=None, help="LLM model name (LLM backends).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the metrics object as JSON on stdout.")
+@click.option("--split", type=click.Choice(("tune", "report")), default=None,
+              help="Only the questions of one half (stable by a hash of the id): tune on one, report the other.")
 @global_options
 @click.pass_context
 def eval_command(ctx, dataset_path, backend, out_dir, compare_dir, floors, ablate, sweeps, llm_base_url, llm_model,
-                 as_json):
+                 as_json, split):
     """Measure retrieval and answer quality on a question set; write metrics, report and charts."""
     from evals.metrics import metric_names
 
@@ -129,7 +131,7 @@ def eval_command(ctx, dataset_path, backend, out_dir, compare_dir, floors, ablat
     if sweeps:
         if compare_dir is not None or floors:
             raise UserError("--sweep prints a comparison table; run --compare/--min without --sweep")
-        return _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json)
+        return _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json, split)
     previous = None
     if compare_dir is not None:
         from evals.compare import load_run
@@ -141,13 +143,14 @@ def eval_command(ctx, dataset_path, backend, out_dir, compare_dir, floors, ablat
 
     def run():
         from assistant.service import Assistant
-        from evals.dataset import corpus_lines, load_dataset
+        from evals.dataset import corpus_lines, load_dataset, select_split
         from evals.runner import execute
 
         engine = make_engine(settings)
         ensure_index(engine)
         dataset = load_dataset(dataset_path, corpus_lines(settings.notes_path))
         _warn_skipped(dataset)
+        dataset = select_split(dataset, split)
         with progress_bar("eval", "q") as update:
             return execute(Assistant(engine, settings), dataset_path, out_dir, ablate, backend, update, previous,
                            dataset)
@@ -187,7 +190,7 @@ def _guarded(fn):
         raise UserError(f"cannot run the eval: {e}; install the missing package or choose --backend extractive") from e
 
 
-def _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json) -> None:
+def _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json, split=None) -> None:
     from evals.report import write_json
     from evals.sweep import format_sweep_table, parse_sweeps, run_sweep, sweep_configs
 
@@ -203,7 +206,7 @@ def _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json) ->
             return bars.enter_context(progress_bar(label, "q"))
 
         results = _guarded(lambda: run_sweep(settings, dataset_path, configs, out_dir, backend, ablate,
-                                             prepare=ensure_index, progress_factory=progress_factory))
+                                             prepare=ensure_index, progress_factory=progress_factory, split=split))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "sweep.json", results)
     (out_dir / "sweep.md").write_text("# Sweep\n\n" + format_sweep_table(results, markdown=True), encoding="utf-8")

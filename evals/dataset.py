@@ -8,6 +8,13 @@ The accepted format (issue 5)::
      "kind": "paraphrase", "history": [{"role": "user", "content": "..."}]}
     {"id": "q-u03", "question": "How do I prune tomatoes?", "answerable": false, "kind": "unanswerable"}
 
+A follow-up (``"kind": "followup"``) may say which kind of follow-up it is with
+``"followup_kind"``: one of ``FOLLOWUP_KINDS`` (an entity swap, a pronoun, an elliptic
+question, a drill-down, a topic change).
+
+``split_of`` puts every question in the ``tune`` or the ``report`` half by a hash of
+its id, so the halves never change when questions are added or reordered.
+
 Unknown fields are ignored. A malformed line becomes a ``DatasetProblem`` with its
 line number and is skipped; the run continues with the other lines.
 """
@@ -23,12 +30,17 @@ from pathlib import Path
 
 from evals.errors import DatasetError
 
-__all__ = ["KINDS", "EvalRecord", "DatasetProblem", "Dataset", "load_dataset", "corpus_lines", "line_count"]
+__all__ = [
+    "KINDS", "FOLLOWUP_KINDS", "SPLITS", "EvalRecord", "DatasetProblem", "Dataset", "load_dataset", "corpus_lines",
+    "line_count", "split_of", "select_split",
+]
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("paraphrase", "factual", "disambiguation", "why", "followup", "keyword", "unanswerable")
 ROLES = ("user", "assistant")
+FOLLOWUP_KINDS = ("swap", "pronoun", "elliptic", "drill_down", "topic_change")
+SPLITS = ("tune", "report")
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class EvalRecord:
     key_facts: tuple[tuple[str, ...], ...] = ()
     reference_answer: str = ""
     history: tuple[dict, ...] = ()
+    followup_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,32 @@ class Dataset:
     sha256: str
     records: list[EvalRecord] = field(default_factory=list)
     problems: list[DatasetProblem] = field(default_factory=list)
+    split: str | None = None  # "tune" or "report" when only that half of the file is kept
+
+
+def split_of(record_id: str) -> str:
+    """The half a question belongs to: ``"tune"`` when the first byte of sha256(id) is even, else ``"report"``.
+
+    Stable by id alone: adding, removing or reordering questions never moves another one.
+
+    >>> split_of("q-001"), split_of("q-005")
+    ('report', 'tune')
+    """
+    return SPLITS[hashlib.sha256(record_id.encode("utf-8")).digest()[0] % 2]
+
+
+def select_split(dataset: Dataset, split: str | None) -> Dataset:
+    """``dataset`` with only the records of ``split`` (None: all of them, unchanged).
+
+    Raises:
+        ValueError: ``split`` is not one of ``SPLITS``.
+    """
+    if split is None:
+        return dataset
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {'|'.join(SPLITS)}, got {split!r}")
+    kept = [r for r in dataset.records if split_of(r.id) == split]
+    return Dataset(dataset.path, dataset.sha256, kept, list(dataset.problems), split)
 
 
 def line_count(text: str) -> int:
@@ -134,6 +173,16 @@ def _history(value) -> tuple[dict, ...]:
     return tuple(turns)
 
 
+def _followup_kind(value, kind: str, history: tuple[dict, ...]) -> str | None:
+    if value is None:
+        return None
+    if value not in FOLLOWUP_KINDS:
+        raise _Invalid(f'"followup_kind" must be one of {"|".join(FOLLOWUP_KINDS)}, got {value!r}')
+    if not history:
+        raise _Invalid('"followup_kind" needs a "history" of earlier turns')
+    return value
+
+
 def _source(value, corpus: Mapping[str, int] | None) -> str | None:
     if value is None:
         if corpus is None:
@@ -168,8 +217,9 @@ def _record(obj, line: int, corpus: Mapping[str, int] | None) -> EvalRecord:
     if (kind == "unanswerable") == answerable:
         raise _Invalid(f'"kind" {kind!r} contradicts "answerable": {str(answerable).lower()}')
     history = _history(obj.get("history"))
+    followup_kind = _followup_kind(obj.get("followup_kind"), kind, history)
     if not answerable:
-        return EvalRecord(record_id, question, False, kind, line, history=history)
+        return EvalRecord(record_id, question, False, kind, line, history=history, followup_kind=followup_kind)
     if "gold_lines" not in obj:
         raise _Invalid('an answerable question needs "gold_lines": [first, last]')
     if "key_facts" not in obj:
@@ -181,6 +231,7 @@ def _record(obj, line: int, corpus: Mapping[str, int] | None) -> EvalRecord:
     return EvalRecord(
         record_id, question, True, kind, line, source=source, gold_lines=gold, gold_heading=heading,
         key_facts=_key_facts(obj["key_facts"]), reference_answer=reference, history=history,
+        followup_kind=followup_kind,
     )
 
 

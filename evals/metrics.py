@@ -201,7 +201,9 @@ def summarize(rows: Sequence[Mapping], modes: Sequence[str] = ("hybrid",)) -> di
 
     Returns:
         ``{"summary": flat metrics, "retrieval": {mode: means}, "latency_ms": {stage: {p50, p95, …}},
-        "by_kind": {kind: {"count", flat metrics, "latency_total_p50"}}, "counts": {...}}``.
+        "by_kind": {kind: {"count", flat metrics, "latency_total_p50"}}, "by_followup_kind": {followup kind:
+        {"count", flat metrics, and for topic changes "carried_subject": how many condensed queries kept
+        words of the earlier turns}}, "counts": {...}}``.
     """
     kinds = sorted({r["kind"] for r in rows})
     by_kind = {}
@@ -210,11 +212,20 @@ def summarize(rows: Sequence[Mapping], modes: Sequence[str] = ("hybrid",)) -> di
         entry: dict = {"count": len(subset)}
         entry.update(_flat(subset, modes))
         by_kind[kind] = entry
+    by_followup_kind = {}
+    for kind in sorted({r["followup_kind"] for r in rows if r.get("followup_kind")}):
+        subset = [r for r in rows if r.get("followup_kind") == kind]
+        entry = {"count": len(subset)}
+        entry.update(_flat(subset, modes))
+        if kind == "topic_change":
+            entry["carried_subject"] = sum(1 for r in subset if r.get("carried_terms"))
+        by_followup_kind[kind] = entry
     return {
         "summary": _flat(rows, modes),
         "retrieval": {mode: _retrieval_means(rows, mode) for mode in modes},
         "latency_ms": latency_summary([r["timings_ms"] for r in rows]),
         "by_kind": by_kind,
+        "by_followup_kind": by_followup_kind,
         "counts": {
             "questions": len(rows),
             "answerable": sum(1 for r in rows if r["answerable"]),

@@ -125,7 +125,8 @@ def render_markdown(metrics: Mapping, worst: Sequence[dict], chart_paths: Sequen
         "# Eval report", "",
         (f"- Dataset: `{dataset['path']}` — {dataset['records']} questions "
          f"({counts['answerable']} answerable, {counts['unanswerable']} unanswerable), sha256 `{dataset['sha256'][:12]}`"
-         + (f", **{len(dataset['skipped'])} malformed lines skipped**" if dataset["skipped"] else "")),
+         + (f", **{len(dataset['skipped'])} malformed lines skipped**" if dataset["skipped"] else "")
+         + (f"; only the **{dataset['split']}** half (`--split {dataset['split']}`)" if dataset.get("split") else "")),
         (f"- Backend: {config['backend']} (used: {', '.join(f'{k} ×{v}' for k, v in metrics['backends_used'].items())}); "
          f"index: {config['chunks']} chunks of ≤ {config['chunk_tokens']} tokens; fusion dense {config['dense_weight']} / "
          f"bm25 {config['bm25_weight']}, rrf_k {config['rrf_k']}"),
@@ -142,6 +143,11 @@ def render_markdown(metrics: Mapping, worst: Sequence[dict], chart_paths: Sequen
     out += ["## By kind", ""]
     out += _table(["kind", "n", *KIND_COLUMNS],
                   [[kind, k["count"], *(fmt(k.get(c)) for c in KIND_COLUMNS)] for kind, k in metrics["by_kind"].items()])
+    if metrics.get("by_followup_kind"):
+        out += ["## Follow-ups by kind", ""]
+        out += _table(["follow-up kind", "n", "kept old subject", *KIND_COLUMNS],
+                      [[kind, k["count"], k.get("carried_subject", "–"), *(fmt(k.get(c)) for c in KIND_COLUMNS)]
+                       for kind, k in metrics["by_followup_kind"].items()])
     out += ["## Latency (ms)", ""]
     out += _table(["stage", "p50", "p95", "mean", "max"],
                   [[s, *(fmt(v[x], 1) for x in ("p50", "p95", "mean", "max"))] for s, v in metrics["latency_ms"].items()])

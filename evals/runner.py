@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from assistant.followup import content_words
 from evals.dataset import Dataset, EvalRecord, corpus_lines, load_dataset
 from evals.errors import DatasetError
 from evals.metrics import MODES, RETRIEVAL_METRICS, retrieval_scores, summarize
@@ -23,7 +24,10 @@ from evals.scoring import (
     GROUNDING_METHOD, check_citations, check_grounding, check_key_facts, spans_overlap,
 )
 
-__all__ = ["EvalResult", "run_eval", "execute", "answer_all", "judge", "RETRIEVAL_DEPTH", "PASS_RULE", "RELEVANCE_RULE"]
+__all__ = [
+    "EvalResult", "run_eval", "execute", "answer_all", "judge", "carried_terms", "RETRIEVAL_DEPTH", "PASS_RULE",
+    "RELEVANCE_RULE",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,20 @@ def run_eval(assistant, dataset_path: Path, out_dir: Path | None = None, ablate:
         DatasetError: the dataset is unreadable or has no usable question.
     """
     return execute(assistant, Path(dataset_path), out_dir, ablate, backend, progress)
+
+
+def carried_terms(question: str, condensed: str, history) -> list[str]:
+    """Words of the earlier user turns that the condensed query adds to the question (lowercased).
+
+    For a topic change this must be empty: the old subject was not dragged into the new search.
+
+    >>> carried_terms("Which EC2 types exist?", "Which EC2 types exist? (Lambda layers)",
+    ...               [{"role": "user", "content": "What are Lambda layers?"}])
+    ['lambda', 'layers']
+    """
+    earlier = {w for t in history if t.get("role") == "user" for w in content_words(t.get("content", ""))}
+    asked = set(content_words(question))
+    return sorted({w for w in content_words(condensed) if w in earlier and w not in asked})
 
 
 def _relevant_index(snapshot) -> dict[str, list[tuple[int, int, str]]]:
@@ -159,6 +177,9 @@ def _answer_one(assistant, record: EvalRecord, modes: Sequence[str], backend: st
     }
     if record.history:
         row["history"] = list(record.history)
+        row["carried_terms"] = carried_terms(record.question, answer.condensed_query, record.history)
+    if record.followup_kind:
+        row["followup_kind"] = record.followup_kind
     if record.answerable:
         row.update(source=record.source, gold_lines=list(record.gold_lines), gold_heading=record.gold_heading)
         row["relevant_ids"] = _relevant_ids(record, index)
@@ -321,7 +342,7 @@ def execute(assistant, dataset_path: Path, out_dir: Path | None = None, ablate: 
         config=_config(assistant, backend, modes, len(assistant.engine.retriever.snapshot), corpus),
         backends_used=dict(Counter(r["backend"] for r in rows)),
         dataset={
-            "path": str(dataset.path), "sha256": dataset.sha256, "records": len(dataset.records),
+            "path": str(dataset.path), "sha256": dataset.sha256, "records": len(dataset.records), "split": dataset.split,
             "skipped": [{"line": p.line, "message": p.message} for p in dataset.problems],
         },
         git_commit=report.git_commit(),

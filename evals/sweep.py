@@ -66,7 +66,8 @@ def _folder(config: Mapping[str, str]) -> str:
 def run_sweep(base_settings, dataset_path: Path, configs: Sequence[Mapping[str, str]], out_dir: Path,
               backend: str | None = None, ablate: bool = False,
               prepare: Callable[[object], None] | None = None,
-              progress_factory: Callable[[str], Callable[[int, int], None] | None] | None = None) -> list[dict]:
+              progress_factory: Callable[[str], Callable[[int, int], None] | None] | None = None,
+              split: str | None = None) -> list[dict]:
     """Evaluate each config; return one entry per config (label, settings, chunks, summary, latency, out_dir).
 
     Args:
@@ -79,6 +80,7 @@ def run_sweep(base_settings, dataset_path: Path, configs: Sequence[Mapping[str, 
         prepare: called with each new engine to build/refresh its index (the CLI shows progress);
             default ``engine.ensure_index()``.
         progress_factory: label → per-question progress callback.
+        split: only the "tune" or "report" half of the dataset (``evals.dataset.select_split``).
 
     Raises:
         SettingsError: a swept value is invalid for its setting.
@@ -86,8 +88,12 @@ def run_sweep(base_settings, dataset_path: Path, configs: Sequence[Mapping[str, 
     """
     from assistant.engine import Engine
     from assistant.service import Assistant
+    from evals.dataset import corpus_lines, load_dataset, select_split
     from evals.runner import execute
 
+    dataset = None
+    if split is not None:
+        dataset = select_split(load_dataset(dataset_path, corpus_lines(base_settings.notes_path)), split)
     variants = [(config, base_settings.with_overrides(**config)) for config in configs]  # validate all first
     changes_index = any(getattr(s, k) != getattr(base_settings, k) for _, s in variants for k in INDEX_SETTINGS)
     if changes_index and base_settings.server_mode:
@@ -111,7 +117,7 @@ def run_sweep(base_settings, dataset_path: Path, configs: Sequence[Mapping[str, 
             logger.info("sweep config=%s data_dir=%s", label, settings.data_dir)
             progress = progress_factory(label) if progress_factory else None
             result = execute(Assistant(engine, settings), dataset_path, Path(out_dir) / _folder(config), ablate,
-                             backend, progress)
+                             backend, progress, dataset=dataset)
             results.append({
                 "label": label, "settings": dict(config), "chunks": result.metrics["config"]["chunks"],
                 "summary": result.metrics["summary"], "latency_ms": result.metrics["latency_ms"],

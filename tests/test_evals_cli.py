@@ -295,3 +295,42 @@ def test_default_paths_live_in_the_evals_package():
     assert default_dataset() == Path(__file__).resolve().parents[1] / "evals" / "datasets" / "golden.jsonl"
     path = default_out_dir(datetime(2030, 1, 2, 3, 4, 5))
     assert path == Path(evals.__file__).parent / "reports" / "20300102-030405"
+
+
+def test_split_keeps_one_stable_half_and_says_so(run_cli, corpus, tmp_path):
+    from evals.dataset import split_of
+
+    records = [json.loads(line) for line in corpus["dataset"].read_text().splitlines()]
+    records[3] = {**records[3], "followup_kind": "pronoun"}
+    records.append({**records[0], "id": "q-5", "question": "Also, how long does bulk retrieval from the vault take?",
+                    "source": "storage.md", "gold_lines": [_line(STORAGE, "Bulk retrieval")] * 2,
+                    "key_facts": [["5-12 hours"]], "kind": "followup", "followup_kind": "topic_change",
+                    "history": [{"role": "user", "content": "How do Widgets shards scale?"}]})
+    dataset = tmp_path / "split.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    halves = {}
+    for split in ("tune", "report"):
+        out = tmp_path / split
+        result = run_cli("--dataset", str(dataset), "--out", str(out), "--split", split, "--json")
+        assert result.exit_code == 0, result.stderr
+        metrics = json.loads(result.stdout)
+        halves[split] = {json.loads(line)["id"] for line in (out / "per_question.jsonl").read_text().splitlines()}
+        assert halves[split] == {r["id"] for r in records if split_of(r["id"]) == split}
+        assert metrics["dataset"]["split"] == split and metrics["counts"]["questions"] == len(halves[split])
+        assert f"only the **{split}** half" in (out / "report.md").read_text()
+    assert halves["tune"] | halves["report"] == {r["id"] for r in records} and not halves["tune"] & halves["report"]
+
+    whole = tmp_path / "whole"
+    result = run_cli("--dataset", str(dataset), "--out", str(whole), "--json")
+    metrics = json.loads(result.stdout)
+    assert set(metrics["by_followup_kind"]) == {"pronoun", "topic_change"}
+    assert metrics["by_followup_kind"]["topic_change"]["carried_subject"] == 0
+    rows = {json.loads(line)["id"]: json.loads(line) for line in (whole / "per_question.jsonl").read_text().splitlines()}
+    assert rows["q-5"]["condensed_query"] == rows["q-5"]["question"] and rows["q-5"]["carried_terms"] == []
+    assert rows["q-4"]["carried_terms"]  # the pronoun follow-up is searched with the earlier subject
+    assert "## Follow-ups by kind" in (whole / "report.md").read_text()
+
+
+def test_split_rejects_an_unknown_half(run_cli, tmp_path):
+    result = run_cli("--split", "test", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "'test' is not one of 'tune', 'report'" in result.stderr

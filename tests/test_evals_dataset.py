@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.dataset import Dataset, load_dataset
+from evals.dataset import SPLITS, Dataset, load_dataset, select_split, split_of
 from evals.errors import DatasetError
 
 CORPUS = {"notes.md": 50}
@@ -64,6 +64,8 @@ def test_bad_json_is_reported_with_its_line_and_skipped(tmp_path):
         ({"kind": "unanswerable"}, "contradicts"),
         ({"source": "other.md"}, "is not among the notes"),
         ({"history": [{"role": "bot", "content": "hi"}]}, 'each "history" turn'),
+        ({"followup_kind": "sideways", "history": [{"role": "user", "content": "q?"}]}, '"followup_kind" must be one of'),
+        ({"followup_kind": "swap"}, '"followup_kind" needs a "history"'),
     ],
 )
 def test_invalid_fields(tmp_path, change, message):
@@ -133,3 +135,42 @@ def test_the_golden_set_loads_cleanly_against_the_bundled_notes():
     assert len(ds.records) >= 80
     assert sum(not r.answerable for r in ds.records) >= 10
     assert all(r.source == "aws-notes.md" for r in ds.records if r.answerable)
+
+
+def test_followup_kind_is_kept(tmp_path):
+    record = {**GOOD, "kind": "followup", "followup_kind": "swap", "history": [{"role": "user", "content": "What is X?"}]}
+    ds = load(tmp_path, record)
+    assert ds.problems == [] and ds.records[0].followup_kind == "swap"
+
+
+@pytest.mark.parametrize("qid", ["q-001", "q-u01", "til-121", "x", "🙂", "a" * 500])
+def test_split_is_a_pure_function_of_the_id(qid):
+    assert split_of(qid) in SPLITS
+    assert split_of(qid) == split_of(str(qid))
+
+
+def test_split_halves_are_disjoint_stable_and_balanced(tmp_path):
+    records = [{**GOOD, "id": f"q-{i:03d}"} for i in range(200)]
+    ds = load(tmp_path, *records)
+    tune, report = select_split(ds, "tune"), select_split(ds, "report")
+    assert (tune.split, report.split) == ("tune", "report")
+    ids_tune, ids_report = {r.id for r in tune.records}, {r.id for r in report.records}
+    assert not ids_tune & ids_report and len(ids_tune | ids_report) == 200
+    assert 70 <= len(ids_tune) <= 130
+    # Adding or reordering questions never moves another one.
+    reordered = load(tmp_path, *reversed(records), {**GOOD, "id": "q-new"})
+    assert {r.id for r in select_split(reordered, "tune").records} - {"q-new"} == ids_tune
+    assert select_split(ds, None) is ds
+    with pytest.raises(ValueError):
+        select_split(ds, "test")
+
+
+def test_both_golden_sets_split_into_halves_with_every_kind():
+    from evals.cli import default_dataset
+
+    for path in (default_dataset(), default_dataset().with_name("til.jsonl")):
+        ds = load_dataset(path)
+        for split in SPLITS:
+            half = select_split(ds, split)
+            assert {r.kind for r in half.records} == {r.kind for r in ds.records}, (path.name, split)
+            assert sum(not r.answerable for r in half.records) >= 5
