@@ -48,17 +48,23 @@ def build_app(settings: Settings, assistant, indexer=None) -> "FastAPI":
 
     from assistant.web import render
     from assistant.web.assets import APP_CSS, APP_HEAD
+    from assistant.web.chat_state import MAX_BODY_BYTES
     from assistant.web.context import AppContext
     from assistant.web.routes import add_routes
+    from assistant.web.security import BodyLimit, SecurityHeaders
     from assistant.web.ui import build_ui, theme
 
     ctx = AppContext(settings, assistant, indexer)
     app = FastAPI(title="notes-assistant", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = ctx
+    # Middleware runs outermost-last-added: security headers on everything (refusals included), then the
+    # host check, then the body caps (a login form is a few hundred bytes; /api/ask's limit fits its schema).
+    app.add_middleware(BodyLimit, limits={"/api/ask": MAX_BODY_BYTES, "/login": 16 * 1024, "/login/": 16 * 1024})
     if is_loopback(settings.host):
         # Against DNS rebinding: a page from elsewhere must not reach this server under its own host name.
         hosts = {"127.0.0.1", "localhost", "[::1]", f"[{settings.host}]" if ":" in settings.host else settings.host}
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted(hosts))
+    app.add_middleware(SecurityHeaders, pages=["/"])
     add_routes(app, ctx)
     gr.mount_gradio_app(
         app, build_ui(ctx), path="/", auth=ctx.credentials, ssr_mode=False, theme=theme(),

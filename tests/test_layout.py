@@ -24,7 +24,7 @@ EXPECTED_ALL = {
     "assistant.cli": ["cli", "main"],
     "assistant.web": [
         "access", "assets", "chat_state", "chat_tab", "context", "evals_tab", "index_tab", "render", "routes",
-        "sanitize", "ui", "viewer",
+        "sanitize", "security", "ui", "viewer",
     ],
     "ingest": [
         "Chunk", "chunk_note", "chunk_sections", "count_tokens", "split_units",

@@ -5,5 +5,5 @@
 
 __all__ = [
     "access", "assets", "chat_state", "chat_tab", "context", "evals_tab", "index_tab", "render", "routes", "sanitize",
-    "ui", "viewer",
+    "security", "ui", "viewer",
 ]

@@ -14,7 +14,7 @@ from assistant.answer import RESET, Answer
 from assistant.settings import BACKENDS, SettingsError
 from assistant.web import render
 from assistant.web.assets import VIEWER_PANEL
-from assistant.web.chat_state import chat_history, conversation_markdown, example_questions
+from assistant.web.chat_state import chat_history, conversation_markdown, example_questions, replace_lone_surrogates
 from assistant.web.context import AppContext
 
 __all__ = ["chat_tab"]
@@ -39,7 +39,13 @@ def chat_tab(ctx: AppContext) -> None:
     s = ctx.settings
 
     def respond(question, chat, turns, backend, base_url, model, top_k, search_only):
-        question = " ".join((question or "").split())
+        # A browser can send unpaired UTF-16 surrogates (pasted from a broken source, or on purpose): they are not
+        # text, and the tokenizer would fail on them deep inside the answer. Replace them here, where text enters.
+        question, replaced = replace_lone_surrogates(question or "")
+        if replaced:
+            gr.Warning(f"Your question had {replaced} invalid character{'s' if replaced > 1 else ''} "
+                       "(unpaired UTF-16 surrogates); they were replaced by �.")
+        question = " ".join(question.split())
         if not question:
             gr.Info("Type a question first.")
             yield "", chat, turns, gr.update()

@@ -1,22 +1,55 @@
-"""The web app's own HTTP routes: ``/healthz``, ``/notes/{source}?lines=A-B`` (the viewer), ``POST /api/ask``."""
+"""The web app's own HTTP routes: ``/healthz``, ``/notes/{source}?lines=A-B`` (the viewer), ``POST /api/ask``.
+
+Rejected requests get a short JSON error: FastAPI's validation handler is replaced
+by ``validation_failed``, which never echoes the input (it can be 256 KB, hold
+lone surrogates, or non-finite numbers that JSON cannot carry back).
+"""
 
 from __future__ import annotations
 
 import secrets
 
 import anyio
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from assistant.settings import SettingsError
-from assistant.web.chat_state import AskRequest
+from assistant.web.chat_state import AskRequest, replace_lone_surrogates
 from assistant.web.context import AppContext
 from assistant.web.viewer import content_security_policy, note_page, parse_line_range, read_indexed_note
 
-__all__ = ["add_routes"]
+__all__ = ["add_routes", "validation_failed", "excerpt"]
+
+MAX_ERRORS = 5  # problems listed in a 422; the rest are counted
+
+
+def excerpt(value: object, limit: int = 60) -> str:
+    """A short, printable, valid-UTF-8 rendering of ``value`` for an error message.
+
+    >>> excerpt("x" * 100, 10), excerpt("a\\ud800b")
+    ('xxxxxxxxx…', 'a�b')
+    """
+    text, _ = replace_lone_surrogates(str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def validation_failed(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with where and what, in a few lines: no ``input`` and no ``ctx`` echoed, long names cut."""
+    problems = error.errors()
+    detail = [
+        {"type": excerpt(p.get("type", "invalid")), "msg": excerpt(p.get("msg", ""), 160),
+         "loc": [part if isinstance(part, int) else excerpt(part, 40) for part in p.get("loc", ())][:8]}
+        for p in problems[:MAX_ERRORS]
+    ]
+    body: dict = {"detail": detail}
+    if len(problems) > MAX_ERRORS:
+        body["more"] = len(problems) - MAX_ERRORS
+    return JSONResponse(body, status_code=422)
 
 
 def add_routes(app: FastAPI, ctx: AppContext) -> None:
+    app.add_exception_handler(RequestValidationError, validation_failed)
     guard = [Depends(ctx.authorize)]
 
     @app.get("/healthz", dependencies=guard)

@@ -1,0 +1,220 @@
+"""The HTTP edge under hostile input: odd JSON, big bodies, short errors, security headers.
+
+A small tmp corpus is indexed once for the module (real model, real Chroma); the
+app is driven with ``TestClient`` (server exceptions become 500s, as a browser
+would see them) and, for bodies a client library would refuse to send, straight
+through ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import strategies as st
+
+NOTE = """# Zephyr guide
+
+## Setup
+
+- The zephyr daemon listens on port 4417 by default.
+- Its config lives in `/etc/zephyr/zephyr.toml`.
+"""
+
+CAP = 256 * 1024
+SHORT = 2048  # no rejection may be longer than this, whatever was sent
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, embedding_cache, embedder):
+    from assistant.engine import Engine
+    from assistant.service import Assistant
+    from assistant.settings import load_settings
+
+    root = tmp_path_factory.mktemp("edge")
+    (root / "notes").mkdir()
+    (root / "notes" / "guide.md").write_text(NOTE, encoding="utf-8")
+    settings = load_settings({}, notes_path=root / "notes", data_dir=root / "index", embedding_cache_dir=embedding_cache)
+    engine = Engine(settings, embedder=embedder)
+    engine.index()
+    return settings, Assistant(engine, settings)
+
+
+@pytest.fixture(scope="module")
+def client(corpus):
+    from fastapi.testclient import TestClient
+
+    from app import build_app
+
+    with TestClient(build_app(*corpus), base_url="http://127.0.0.1:7860", raise_server_exceptions=False) as c:
+        yield c
+
+
+def post_raw(client, body: bytes, **headers):
+    return client.post("/api/ask", content=body, headers={"content-type": "application/json", **headers})
+
+
+def asgi_post(app, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[int, dict, bytes, int]:
+    """POST ``chunks`` to /api/ask through ASGI; returns (status, headers, body, chunks the app read)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/ask", "raw_path": b"/api/ask", "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:7860"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 7860),
+    }
+    pending, sent = list(chunks), []
+
+    async def receive():
+        if pending:
+            chunk = pending.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body, len(chunks) - len(pending)
+
+
+# -- odd JSON ----------------------------------------------------------------------------------
+ODD = {
+    "nan_question": b'{"question": NaN}',
+    "infinite_top_k": b'{"question": "zephyr port?", "top_k": Infinity}',
+    "negative_infinite_top_k": b'{"question": "zephyr port?", "top_k": -Infinity}',
+    "huge_top_k": b'{"question": "zephyr port?", "top_k": 1e400}',
+    "surrogate_question": b'{"question": "zephyr \\ud800 port?"}',
+    "surrogate_history": b'{"question": "and the port?", "history": [{"role": "user", "content": "\\udfff"}]}',
+    "surrogate_key": b'{"question": "q", "\\ud800": 1}',
+    "reversed_pair": b'{"question": "\\ude00\\ud83d"}',
+    "url_field": b'{"question": "zephyr port?", "llm_base_url": "http://127.0.0.1:9/v1"}',
+    "not_json": b"question=zephyr",
+    "deep": b"[" * 100_000,
+    "null": b"null",
+    "list": b"[]",
+}
+
+
+@pytest.mark.parametrize("case", list(ODD))
+def test_odd_json_is_a_short_4xx_not_a_500(client, case):
+    response = post_raw(client, ODD[case])
+    assert response.status_code in (400, 422), response.text
+    assert len(response.content) < SHORT and "Traceback" not in response.text
+    json.loads(response.content)  # still JSON, still UTF-8 (no surrogate echoed back)
+
+
+def test_a_paired_surrogate_is_an_ordinary_character(client):
+    response = post_raw(client, b'{"question": "zephyr \\ud83d\\ude00 port?"}')
+    assert response.status_code == 200 and "\U0001F600" in response.json()["question"]
+
+
+def test_the_api_takes_no_url(client):
+    """The server's owner picks LLM endpoints; a request naming one is refused, not ignored."""
+    response = client.post("/api/ask", json={"question": "zephyr port?", "llm_base_url": "http://127.0.0.1:9/v1"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "llm_base_url"]
+
+
+# -- sizes ---------------------------------------------------------------------------------------
+def test_a_declared_big_body_is_refused_before_it_is_read(client):
+    status, headers, body, read = asgi_post(client.app, [b"{" + b" " * 1000] * 400,
+                                            [(b"content-length", str(400 * 1001).encode())])
+    assert status == 413 and read == 0
+    assert len(body) < SHORT and headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("declared", [None, b"20"])
+def test_an_undeclared_or_understated_big_body_is_cut_off_while_streaming(client, declared):
+    chunks = [b'{"question": "' + b"a" * 64 * 1024] * 10
+    headers = [(b"content-length", declared)] if declared else [(b"transfer-encoding", b"chunked")]
+    status, _, body, read = asgi_post(client.app, chunks, headers)
+    assert status == 413 and read <= CAP // (64 * 1024) + 1  # stopped reading just past the cap
+    assert len(body) < SHORT
+
+
+def test_a_big_rejection_echoes_only_a_short_excerpt(client):
+    """A 200 KB history turn that fails validation: the 422 names the field, not its content."""
+    big = "x" * 200_000
+    response = client.post("/api/ask", json={"question": "q", "history": [{"role": "system", "content": big}],
+                                            "y" * 5000: 1})
+    assert response.status_code == 422 and len(response.content) < SHORT
+    assert "xxxxxxxxxx" not in response.text and "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy" not in response.text
+
+
+@pytest.mark.parametrize("field, value", [
+    ("question", "q" * 8_001),
+    ("history", [{"role": "user", "content": "c" * 8_001}]),
+    ("history", [{"role": "user", "content": "c"}] * 41),
+    ("history", [{"role": "user", "content": "c" * 8_000}] * 5),  # 40,000 > 32,000 characters in all
+])
+def test_schema_limits(client, field, value):
+    body = {"question": "zephyr port?", field: value}
+    assert client.post("/api/ask", json=body).status_code == 422
+
+
+def test_the_largest_valid_request_fits_inside_the_body_cap(client):
+    """Every limit at its maximum, every character \\u-escaped (what json.dumps sends for non-ASCII)."""
+    from assistant.web.chat_state import MAX_HISTORY_CHARS, MAX_QUESTION_CHARS, MAX_TURN_CHARS, MAX_TURNS
+
+    per_turn = min(MAX_TURN_CHARS, MAX_HISTORY_CHARS // MAX_TURNS)
+    body = {"question": "é" * MAX_QUESTION_CHARS, "top_k": 100, "backend": "extractive",
+            "history": [{"role": "assistant", "content": "é" * per_turn}] * MAX_TURNS}
+    raw = json.dumps(body).encode()
+    assert len(raw) <= CAP
+    assert post_raw(client, raw).status_code == 200
+
+
+# -- anything at all -----------------------------------------------------------------------------
+TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)  # lone surrogates included
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=12,
+)
+TURN = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system"]) | JSON_VALUES,
+                              "content": TEXT | JSON_VALUES})
+ASK_LIKE = st.fixed_dictionaries({}, optional={
+    "question": TEXT | JSON_VALUES, "history": st.lists(TURN, max_size=3) | JSON_VALUES,
+    "backend": st.sampled_from(["extractive", "openai", "gpt-9"]) | JSON_VALUES,
+    "top_k": st.integers(-5, 200) | JSON_VALUES, "llm_base_url": TEXT,
+})
+BODIES = st.one_of(
+    JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+    ASK_LIKE.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=200),
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None, database=None,
+                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(body=BODIES)
+def test_no_body_gives_a_5xx_or_a_long_error(client, body):
+    response = post_raw(client, body)
+    assert response.status_code < 500, (body, response.text)
+    if response.status_code != 200:
+        assert len(response.content) < SHORT, (body, response.text)
+    assert len(response.content) < 64 * 1024
+
+
+# -- the chat UI -----------------------------------------------------------------------------------
+def ui_handler(client, name: str):
+    """The Python function behind a Gradio event (what the queue calls with the browser's values)."""
+    blocks = client.app.state.context.gradio_app.get_blocks()
+    return next(f.fn for f in blocks.fns.values() if f.name == name)
+
+
+def chat_inputs(client, question: str) -> list:
+    settings = client.app.state.context.settings
+    return [question, [], [], "extractive", settings.llm_base_url, settings.llm_model, 4, False]
+
+
+def test_a_lone_surrogate_in_the_chat_is_replaced_with_a_clear_warning(client):
+    respond = ui_handler(client, "respond")
+    with pytest.warns(UserWarning, match=r"1 invalid character \(unpaired UTF-16 surrogates\)"):
+        *_, (_, chat, turns, _) = respond(*chat_inputs(client, "Which port does the zephyr \ud800 daemon use?"))
+    assert "Could not answer" not in chat[-1]["content"] and "4417" in chat[-1]["content"]
+    assert turns[-1]["question"] == "Which port does the zephyr \ufffd daemon use?"
