@@ -7,6 +7,8 @@ Three views of the same chunks are compared:
 - **the record manager**: the chunks the next incremental run believes are indexed.
 
 Any disagreement is a problem; ``Engine.repair`` (``index --repair``) fixes all of them.
+So is damage (``vectorstore.damage``): a torn store, a garbage record store, a lost
+manifest — each one line, and the views it makes unreadable are not compared.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 from vectorstore.generations import committed_generation, visible
 
 if TYPE_CHECKING:
+    from vectorstore.damage import Damage
     from vectorstore.indexer import Indexer
 
 __all__ = ["ExpectedChunk", "Finding", "ConsistencyReport", "check_index"]
@@ -69,13 +72,16 @@ class ConsistencyReport:
     colliding: int = 0  # chunks the files produce whose id another chunk has already (only one can be stored)
     stale_sources: list[str] = field(default_factory=list)  # files changed since the last run
     settings_changed: bool = False
+    damage: list[str] = field(default_factory=list)  # one line per damaged or lost part, with the fix
+    collection: str = ""  # the physical collection checked (one per model and chunk settings)
+    other_collections: list[str] = field(default_factory=list)  # other configurations kept beside it (not checked)
 
     @property
     def problems(self) -> int:
         return (
             len(self.missing) + len(self.extra) + len(self.duplicates) + len(self.unrecorded)
             + len(self.orphan_records) + self.uncommitted + len(self.stale_sources) + int(self.settings_changed)
-            + self.colliding
+            + self.colliding + len(self.damage)
         )
 
     @property
@@ -84,10 +90,12 @@ class ConsistencyReport:
 
     def lines(self, limit: int = 10) -> list[str]:
         """A human report: one summary line, then one line per problem kind with examples."""
+        where = f"collection {self.collection}, " if self.collection else ""
         out = [
-            f"generation {self.generation}: {self.expected} chunks in the files, {self.indexed} searchable, "
+            f"{where}generation {self.generation}: {self.expected} chunks in the files, {self.indexed} searchable, "
             f"{self.records} in the record manager"
         ]
+        out += self.damage
 
         def show(label: str, items: list[str], fix: str) -> None:
             if items:
@@ -106,7 +114,9 @@ class ConsistencyReport:
             out.append(f"uncommitted rows of an interrupted run: {self.uncommitted}; run index or --repair")
         show("stale sources", self.stale_sources, "run index")
         if self.settings_changed:
-            out.append("chunking settings or model changed since the last run; run index")
+            out.append("chunking settings or model changed since the last run; run index (builds them beside the old ones)")
+        if self.other_collections:
+            out.append(f"other settings kept beside it (not checked): {', '.join(self.other_collections)}")
         out.append("ok: no problems" if self.ok else f"{self.problems} problem(s)")
         return out
 
@@ -116,7 +126,8 @@ class ConsistencyReport:
         return data
 
 
-def check_index(indexer: "Indexer", expected: list[ExpectedChunk], on_disk: dict[str, str], chunk_settings: dict) -> ConsistencyReport:
+def check_index(indexer: "Indexer", expected: list[ExpectedChunk], on_disk: dict[str, str], chunk_settings: dict,
+                damage: "list[Damage]" = ()) -> ConsistencyReport:
     """Compare the files' chunks, Chroma's committed view and the record manager.
 
     Args:
@@ -124,14 +135,21 @@ def check_index(indexer: "Indexer", expected: list[ExpectedChunk], on_disk: dict
         expected: every chunk the files on disk produce now.
         on_disk: ``{source: sha256}`` of the files on disk.
         chunk_settings: the settings the manifest must have been written with.
+        damage: what ``NotesSync.damage`` found; each is one problem, and a damaged
+            store, record store or manifest is not read.
     """
+    kinds = {d.kind for d in damage}
+    lines = [d.line() for d in damage]
+    if "chroma" in kinds:  # nothing else can be read
+        return ConsistencyReport(0, len(expected), 0, 0, damage=lines, collection=indexer.collection_name)
     collection = indexer.collection()
     committed = committed_generation(collection.metadata)
     got = collection.get(include=["metadatas"])
     metas = got["metadatas"] or [{}] * len(got["ids"])
     rows = {i: m or {} for i, m in zip(got["ids"], metas) if visible(m, committed)}
-    records = indexer.records()
-    report = ConsistencyReport(committed, len(expected), len(rows), len(records))
+    records = {} if "records" in kinds else indexer.records()
+    report = ConsistencyReport(committed, len(expected), len(rows), len(records), damage=lines,
+                               collection=indexer.collection_name)
     report.uncommitted = len(got["ids"]) - len(rows)
 
     def finding(chunk_id: str, meta: dict) -> Finding:
@@ -150,12 +168,21 @@ def check_index(indexer: "Indexer", expected: list[ExpectedChunk], on_disk: dict
             # with none expected, the first id is. The others are duplicates.
             originals = {i for i in ids if i in wanted} or {min(ids)}
             report.duplicates += [finding(i, rows[i]) for i in sorted(ids) if i not in originals]
-    report.unrecorded = [finding(i, m) for i, m in rows.items() if records.get(i, "\0") != m.get("source")]
-    report.orphan_records = sorted(k for k in records if k not in rows)
+    if "records" not in kinds:  # a damaged record store is one problem, not one per chunk
+        report.unrecorded = [finding(i, m) for i, m in rows.items() if records.get(i, "\0") != m.get("source")]
+        report.orphan_records = sorted(k for k in records if k not in rows)
 
-    manifest = indexer.read_manifest()
+    if "manifest" in kinds or "entry" in kinds:
+        return report  # the damage line says what to do; stale sources cannot be told
+    entries = indexer.manifest.read_all() or {}
+    report.other_collections = [
+        f"{name} ({entry.get('chunks', 0)} chunks, indexed {entry.get('last_indexed') or 'never'})"
+        for name, entry in sorted(entries.items()) if name != indexer.collection_name
+    ]
+    manifest = entries.get(indexer.collection_name)
     if manifest is None:
         report.stale_sources = sorted(on_disk)
+        report.settings_changed = bool(entries)  # built with other settings only: `index` builds these beside
     else:
         known = manifest.get("sources", {})
         pending = set(manifest.get("pending", []))

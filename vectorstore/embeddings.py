@@ -14,7 +14,9 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-__all__ = ["LocalEmbeddings", "LazyEmbeddings", "load_embedder"]
+from vectorstore.errors import EmbeddingModelError
+
+__all__ = ["LocalEmbeddings", "LazyEmbeddings", "load_embedder", "check_model_path", "model_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,30 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def model_error(model_path: str, why: str) -> EmbeddingModelError:
+    """The one-line error for an embedding model that cannot be used, with the fix."""
+    return EmbeddingModelError(
+        f"cannot load the embedding model at {model_path} ({why}); set NOTES_ASSISTANT_EMBEDDING_MODEL to a "
+        "sentence-transformers model folder, or unset it to use the bundled model (the index was not changed)"
+    )
+
+
+def check_model_path(model_path: str) -> None:
+    """Fail fast, before anything is written or loaded, when ``model_path`` cannot be a model folder.
+
+    Cheap (a few ``stat`` calls): a folder with a ``config.json`` passes; loading may still fail
+    later, with the same kind of error.
+
+    Raises:
+        EmbeddingModelError: no such folder, or no ``config.json`` in it.
+    """
+    path = Path(model_path)
+    if not path.is_dir():
+        raise model_error(model_path, "no such folder" if not path.exists() else "not a folder")
+    if not (path / "config.json").is_file():
+        raise model_error(model_path, "no config.json in it")
+
+
 class LocalEmbeddings(Embeddings):
     """A langchain ``Embeddings`` over a sentence-transformers model on disk (normalized vectors)."""
 
@@ -40,14 +66,15 @@ class LocalEmbeddings(Embeddings):
         transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
         path = Path(model_path)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"embedding model not found at {model_path}; unset NOTES_ASSISTANT_EMBEDDING_MODEL to use the bundled model"
-            )
+        check_model_path(model_path)
         self.model_path = str(path)
         self.model_name = path.name
         self.batch_size = batch_size
-        self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        try:
+            self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:  # what transformers raises for a bad folder
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise model_error(model_path, why) from e
         self._encode_lock = threading.Lock()
 
     @property

@@ -23,9 +23,7 @@ collected. Either way the next run then completes the job.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,7 +33,8 @@ from typing import TYPE_CHECKING
 
 from vectorstore.batches import batched
 from vectorstore.client import COLLECTION_CONFIGURATION, is_storage_error
-from vectorstore.errors import CorruptIndexError
+from vectorstore.configs import MANIFEST_NAME, IndexConfig, ManifestFile, resolve_collection
+from vectorstore.errors import REPAIR_HINT, DamagedIndexError
 from vectorstore.generations import committed_generation
 from vectorstore.lock import LOCK_NAME, IndexLock
 
@@ -48,9 +47,7 @@ __all__ = ["Indexer", "IndexReport", "MANIFEST_NAME", "RECORDS_NAME"]
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 RECORDS_NAME = "records.sqlite"
-MANIFEST_FORMAT = 1
 KEY_BATCH = 2000  # keys per record-manager call (SQLite caps bound variables)
 INDEX_BATCH = 1000  # documents per langchain index() batch
 
@@ -93,54 +90,52 @@ def chunk_key(document: "Document") -> str:
 
 
 class Indexer:
-    """Owns the writes: Chroma collection, record manager, embedding cache, manifest and lock."""
+    """Owns the writes: Chroma collection, record manager, embedding cache, manifest entry and lock.
+
+    Args:
+        client: the chromadb client (embedded or server).
+        collection: the ``collection`` setting. Given ``chunk_tokens`` and ``chunk_overlap``,
+            the physical collection is the one of this configuration (``vectorstore.configs``:
+            another model or chunk budget is built beside, never over, the live one);
+            without them, ``collection`` is used as it is.
+        data_dir: record store, manifest, lock (and the embedded Chroma store).
+        get_embedder: a zero-argument callable; the model loads only when something must be embedded.
+        model_name: the embedding model's name (the cache namespace).
+        cache_dir: the embedding cache (default ``data_dir/embedding-cache``).
+    """
 
     def __init__(
-        self, client, collection_name: str, data_dir: Path, get_embedder, model_name: str, cache_dir: Path | None = None
+        self, client, collection: str, data_dir: Path, get_embedder, model_name: str, cache_dir: Path | None = None,
+        *, chunk_tokens: int | None = None, chunk_overlap: int | None = None,
     ) -> None:
-        """``get_embedder`` is a zero-argument callable: the model loads only when something must be embedded."""
         self.client = client
         self.cache_dir = Path(cache_dir) if cache_dir else Path(data_dir) / "embedding-cache"
-        self.collection_name = collection_name
         self.data_dir = Path(data_dir)
         self.get_embedder = get_embedder
         self.model_name = model_name
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = ManifestFile(self.data_dir / MANIFEST_NAME)
+        self.config = None if chunk_tokens is None else IndexConfig(collection, model_name, chunk_tokens, chunk_overlap or 0)
+        self.collection_name = collection if self.config is None else resolve_collection(self.manifest, self.config)
         self._record_manager = None
         self.lock = IndexLock(self.data_dir / LOCK_NAME)
 
     # -- persistent state ----------------------------------------------------
     @property
     def manifest_path(self) -> Path:
-        return self.data_dir / MANIFEST_NAME
+        return self.manifest.path
 
     def read_manifest(self) -> dict | None:
-        """The last run's manifest (``pending`` lists sources of an unfinished run), or None before the first run."""
-        try:
-            raw = self.manifest_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise CorruptIndexError(f"cannot read {self.manifest_path}: {e.strerror}; fix permissions or use --rebuild") from e
-        try:
-            manifest = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise CorruptIndexError(f"{self.manifest_path} is not valid JSON; re-create the index with --rebuild") from e
-        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-            raise CorruptIndexError(
-                f"{self.data_dir} was not written by this version of notes-assistant; re-create it with --rebuild"
-            )
-        return manifest
+        """This collection's manifest entry (``pending`` lists sources of an unfinished run), or None before the first run.
+
+        Raises:
+            DamagedIndexError: the manifest file is unreadable or not ours.
+        """
+        return self.manifest.read(self.collection_name)
 
     def write_manifest(self, manifest: dict) -> None:
-        """Replace the manifest atomically (a reader sees the old or the new file, never half of one)."""
-        manifest = {**manifest, "format": MANIFEST_FORMAT}
-        tmp = self.manifest_path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.manifest_path)  # atomic on POSIX
-        finally:
-            tmp.unlink(missing_ok=True)
+        """Replace this collection's manifest entry atomically (other collections' entries are kept)."""
+        self.manifest.write(self.collection_name, manifest)
 
     @property
     def record_manager(self):
@@ -153,9 +148,15 @@ class Indexer:
             try:
                 manager = open_record_manager(db, f"chroma/{self.collection_name}")
             except DatabaseError as e:
-                raise CorruptIndexError(f"{db} is not a notes-assistant record database; re-create the index with --rebuild") from e
+                raise DamagedIndexError(f"the record store {db} is damaged ({e.orig or e}); {REPAIR_HINT}") from e
             self._record_manager = manager
         return self._record_manager
+
+    def reopen_records(self) -> None:
+        """Close the record store; the next use opens ``records.sqlite`` anew (after it was moved aside)."""
+        manager, self._record_manager = self._record_manager, None
+        if manager is not None:
+            manager.engine.dispose()
 
     def records(self) -> dict[str, str | None]:
         """Every record-manager key of this collection with its group (the chunk's source)."""
@@ -192,6 +193,15 @@ class Indexer:
     def generation(self) -> int:
         """The committed generation readers see now."""
         return committed_generation(self.collection().metadata)
+
+    def stored_generation(self) -> int | None:
+        """The committed generation, or None when the collection does not exist (nothing is created)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            return committed_generation(self.client.get_collection(self.collection_name).metadata)
+        except (NotFoundError, ValueError):  # chromadb raises NotFoundError or ValueError by version
+            return None
 
     # -- recovery ------------------------------------------------------------
     def recover(self, reconcile: bool) -> "Recovery":
@@ -316,12 +326,15 @@ class Indexer:
 
         return len(visible_rows(self.collection())[1])
 
-    def reset(self) -> None:
-        """Drop the collection, the records and the manifest (the embedding cache stays).
+    def reset(self, journal: dict) -> None:
+        """Drop this collection and its records (the embedding cache and other collections stay).
 
-        Deliberate simplification: while a rebuild runs, readers see an empty, then
-        growing index. A rebuild that is killed is completed by the next run.
+        ``journal`` is written as the manifest entry first (generation 0, every source
+        ``pending``), so a rebuild killed at any point is completed by the next run and
+        never looks like a lost index. Deliberate simplification: while a rebuild runs,
+        readers of this configuration see no chunks until it commits.
         """
+        self.write_manifest({**journal, "generation": 0})
         try:
             self.client.delete_collection(self.collection_name)
         except Exception as e:  # chromadb raises NotFoundError or ValueError by version
@@ -329,8 +342,27 @@ class Indexer:
         manager = self.record_manager
         while keys := manager.list_keys(limit=KEY_BATCH):
             manager.delete_keys(keys)
-        self.manifest_path.unlink(missing_ok=True)
         self.collection()  # recreate empty, in cosine space
+
+    def reconcile_other_collections(self) -> list[str]:
+        """Realign the records of every other collection in the manifest with its committed rows.
+
+        What a repair does after the record store was replaced: the other configurations'
+        namespaces are empty then. Returns the collections whose records changed.
+        """
+        changed = []
+        for name, entry in (self.manifest.read_all() or {}).items():
+            if name == self.collection_name:
+                continue
+            other = Indexer(self.client, name, self.data_dir, self.get_embedder,
+                            (entry.get("settings") or {}).get("model", self.model_name), self.cache_dir)
+            if other.stored_generation() is None:
+                continue
+            added, removed = other.reconcile_records()
+            if added or removed:
+                logger.warning("records of collection=%s realigned added=%d removed=%d", name, added, removed)
+                changed.append(name)
+        return changed
 
     @staticmethod
     def now() -> str:

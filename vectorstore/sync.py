@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest import Chunk, NoNotesError, chunk_note, read_notes
+from vectorstore.errors import CorruptIndexError, DamagedIndexError
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
 
     from vectorstore.consistency import ConsistencyReport
+    from vectorstore.damage import Damage
     from vectorstore.indexer import IndexReport, Indexer
 
 __all__ = ["IndexStatus", "NotesSync", "RunPlan", "chunk_document", "plan_run"]
@@ -61,12 +63,13 @@ class IndexStatus:
     removed_sources: list[str] = field(default_factory=list)
     settings_changed: bool = False
     interrupted_sources: list[str] = field(default_factory=list)  # an indexing run on them did not finish
+    damage: list[str] = field(default_factory=list)  # one line each, with the fix (``index --repair``)
 
     @property
     def stale(self) -> bool:
         return bool(
             self.stale_sources or self.new_sources or self.removed_sources or self.settings_changed
-            or self.interrupted_sources
+            or self.interrupted_sources or self.damage
         ) or not self.indexed
 
 
@@ -123,6 +126,11 @@ class NotesSync:
         self.chunk_overlap = chunk_overlap
         self.extra_texts = extra_texts
 
+    @property
+    def collection_name(self) -> str:
+        """The physical Chroma collection of these settings: what readers (the retriever) must read."""
+        return self.indexer.collection_name
+
     def chunk_settings(self) -> dict:
         """What the chunk ids and vectors depend on besides the notes: a change re-derives everything."""
         return {
@@ -135,12 +143,52 @@ class NotesSync:
     def _chunks(self, note) -> list[Chunk]:
         return chunk_note(note.text, note.source, self.chunk_tokens, self.chunk_overlap)
 
+    def damage(self, deep: bool = False) -> list["Damage"]:
+        """What is damaged or lost in this collection's index (empty when sound); cheap unless ``deep``.
+
+        Besides damaged files (``vectorstore.damage.inspect_files``): a manifest entry
+        that records a generation the store no longer has (its rows were lost), and — with
+        the embedded store — a committed collection whose manifest entry is gone. (In server
+        mode a data dir without an entry is a read replica, or a new indexer adopting the index.)
+        """
+        from vectorstore.client import is_embedded
+        from vectorstore.damage import Damage, inspect_files
+
+        indexer = self.indexer
+        embedded = is_embedded(indexer.client)
+        found = inspect_files(indexer.data_dir, embedded=embedded, deep=deep)
+        if any(d.kind in ("chroma", "manifest") for d in found):
+            return found
+        # The manifest first, then the store: a commit in between can only raise the store's generation.
+        entry = indexer.read_manifest()
+        stored = indexer.stored_generation()
+        recorded = int((entry or {}).get("generation", 0) or 0)
+        name = indexer.collection_name
+        if entry is not None and recorded > (stored or 0):
+            has = "no such collection" if stored is None else f"generation {stored}"
+            found.append(Damage("collection", name, f"the manifest records generation {recorded} with "
+                                f"{entry.get('chunks', 0)} chunks, the store has {has}"))
+        elif entry is None and embedded and stored:
+            why = "missing" if not indexer.manifest_path.exists() else f"no entry for collection {name}"
+            found.append(Damage("entry", indexer.manifest_path, f"{why}, while the store holds generation {stored}"))
+        return found
+
     def status(self) -> IndexStatus:
-        """Compare the manifest of the last run with the notes on disk (hashes only, no parsing)."""
+        """Compare the manifest of the last run with the notes on disk (hashes only, no parsing).
+
+        Damage is reported in ``damage`` (and makes the status stale), never raised.
+        """
         notes, _ = read_notes(self.notes_path)
-        manifest = self.indexer.read_manifest()
+        damage = [d.line() for d in self.damage()]
+        try:
+            entries = self.indexer.manifest.read_all() or {}
+        except DamagedIndexError:
+            entries = {}  # in ``damage`` already
+        manifest = entries.get(self.indexer.collection_name)
         if manifest is None:
-            return IndexStatus(False, 0, 0, None, new_sources=[n.source for n in notes])
+            # Never built with these settings; other settings were (they are kept beside).
+            return IndexStatus(False, 0, 0, None, new_sources=[n.source for n in notes], damage=damage,
+                               settings_changed=bool(entries))
         known: dict[str, str] = manifest.get("sources", {})
         on_disk = {n.source: n.content_hash for n in notes}
         return IndexStatus(
@@ -153,6 +201,7 @@ class NotesSync:
             removed_sources=sorted(s for s in known if s not in on_disk),
             settings_changed=manifest.get("settings") != self.chunk_settings(),
             interrupted_sources=sorted(manifest.get("pending", [])),
+            damage=damage,
         )
 
     def check(self) -> "ConsistencyReport":
@@ -166,18 +215,23 @@ class NotesSync:
             for c in self._chunks(n)
         ]
         on_disk = {n.source: n.content_hash for n in notes}
-        return check_index(self.indexer, expected, on_disk, self.chunk_settings())
+        return check_index(self.indexer, expected, on_disk, self.chunk_settings(), self.damage(deep=True))
 
     def run(self, rebuild: bool = False, progress: Callable[[int, int], None] | None = None,
             repair: bool = False) -> "IndexReport":
         """Bring the collection up to date with the notes (call with the index lock held).
 
         Only changed sources are re-chunked; ``repair`` re-derives every source with
-        full cleanup and realigns the record manager; ``rebuild`` starts from an empty
-        collection (vectors still come from the cache).
+        full cleanup and realigns the record manager (of every configuration kept in the
+        data dir); ``rebuild`` starts from an empty collection (vectors still come from
+        the cache). Both move a damaged record store or manifest aside first
+        (``vectorstore.damage``) and rebuild what a lost manifest entry or lost rows
+        described; a damaged embedded Chroma store must be moved aside before its client
+        is opened (``index --repair`` does).
 
         Raises:
             NotesNotFoundError / NoNotesError: nothing to index.
+            DamagedIndexError: the index is damaged and neither ``repair`` nor ``rebuild`` was asked.
         """
         from vectorstore.indexer import IndexReport
 
@@ -189,15 +243,37 @@ class NotesSync:
                 f"no readable .md/.markdown/.txt notes under {self.notes_path}; add notes or point --notes elsewhere"
             )
         indexer = self.indexer
-        manifest = None if rebuild else indexer.read_manifest()
-        if rebuild or (manifest or {}).get("settings", {}).get("model", indexer.model_name) != indexer.model_name:
-            # Another model means other vectors for the same chunk ids: start over.
-            indexer.reset()
-            manifest = None
-        manifest = manifest or {}
         current = {n.source: n.content_hash for n in notes}
+        damage = self.damage()
+        if damage:
+            from vectorstore.damage import raise_if_damaged, set_aside
+
+            if not (repair or rebuild):
+                raise_if_damaged(damage)
+            folder, moved = set_aside(indexer.data_dir, [d for d in damage if d.kind in ("records", "manifest")])
+            if folder is not None:
+                logger.warning("moved damaged files aside folder=%s files=%s", folder, ",".join(moved))
+                indexer.reopen_records()
+        # A lost entry or lost rows: the entry describes nothing any more; re-derive as if new.
+        manifest = None if damage else indexer.read_manifest()
+        model = ((manifest or {}).get("settings") or {}).get("model", indexer.model_name)
+        if model != indexer.model_name:
+            # Only a collection named without its configuration (no chunk settings given) gets here.
+            raise CorruptIndexError(
+                f"collection {indexer.collection_name} holds vectors of the model {model}, not {indexer.model_name}; "
+                "use the model it was built with, or another collection (NOTES_ASSISTANT_COLLECTION)"
+            )
+        if rebuild:
+            known = set((manifest or {}).get("sources", {})) | set((manifest or {}).get("pending", []))
+            journal = {"settings": self.chunk_settings(), "sources": {}, "chunk_counts": {},
+                       "pending": sorted(known | set(current))}
+            indexer.reset(journal)
+            manifest = indexer.read_manifest()
+        manifest = manifest or {}
         plan = plan_run(manifest, current, self.chunk_settings(), repair)
         recovery = indexer.recover(reconcile=repair or not manifest or bool(plan.interrupted))
+        if repair:
+            indexer.reconcile_other_collections()
         if manifest and not plan.interrupted and indexer.generation() > int(manifest.get("generation", 0)):
             logger.warning("another indexer changed this collection since our last run; run one indexer per collection")
         report = IndexReport(sources=len(notes), skipped_files=[s.source for s in skipped], recovered=recovery.any)
