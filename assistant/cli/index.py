@@ -6,7 +6,7 @@ import click
 
 from assistant.cli.options import global_options
 from assistant.cli.output import (
-    UserError, describe_report, emit_json, index_guarded, make_engine, progress_bar, settings_from,
+    UserError, check_model_path, describe_report, emit_json, index_guarded, make_engine, progress_bar, settings_from,
 )
 
 __all__ = ["index"]
@@ -40,6 +40,12 @@ def index(ctx, rebuild, as_json, watch, debounce, check, repair, no_wait):
         click.echo(f"another indexer is running ({holder}); waiting for it to finish…", err=True)
 
     engine = index_guarded(lambda: make_engine(settings, take_over=rebuild), settings)
+    if check:
+        _check_files_first(ctx, settings, as_json)
+    if repair or rebuild:
+        _set_damaged_files_aside(settings, rebuild, lock_timeout, waiting)
+    if not check:  # a model that cannot load fails here, before anything is written
+        index_guarded(lambda: check_model_path(settings.model_path), settings)
     if check or repair:
         repaired = None
         if repair:
@@ -67,6 +73,36 @@ def index(ctx, rebuild, as_json, watch, debounce, check, repair, no_wait):
         click.echo(describe_report(report))
     if watch:
         _watch(engine, settings, debounce, as_json)
+
+
+def _check_files_first(ctx, settings, as_json: bool) -> None:
+    """``--check`` on a Chroma store too damaged to open: its one line per problem, exit 1."""
+    from vectorstore.damage import inspect_files
+
+    damage = index_guarded(lambda: inspect_files(settings.data_dir, not settings.server_mode, deep=True), settings)
+    if not any(d.kind == "chroma" for d in damage):
+        return  # the engine's check reads the store and reports the rest
+    lines = [d.line() for d in damage]
+    if as_json:
+        emit_json({"ok": False, "problems": len(lines), "damage": lines})
+    else:
+        for line in lines + [f"{len(lines)} problem(s)"]:
+            click.echo(line)
+    ctx.exit(1)
+
+
+def _set_damaged_files_aside(settings, take_over: bool, lock_timeout, waiting) -> None:
+    """``--repair``/``--rebuild``: move damaged derived files into ``<data dir>/damaged-<time>/`` first."""
+    from vectorstore.damage import set_aside_damaged
+    from vectorstore.datadir import prepare_data_dir
+
+    def move():
+        data_dir = prepare_data_dir(settings.data_dir, take_over)
+        return set_aside_damaged(data_dir, not settings.server_mode, lock_timeout, waiting)
+
+    folder, names = index_guarded(move, settings)
+    if folder is not None:
+        click.echo(f"moved damaged index files aside to {folder}: {', '.join(names)} (rebuilding them)", err=True)
 
 
 def _watch(engine, settings, debounce: float, as_json: bool) -> None:

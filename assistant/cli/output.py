@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UserError", "settings_from", "make_engine", "run_guarded", "index_guarded", "progress_bar", "ensure_index",
-    "emit_json", "describe_report", "question_from",
+    "emit_json", "describe_report", "question_from", "check_model_path",
 ]
 
 
@@ -69,6 +69,20 @@ def run_guarded(fn: Callable):
         raise UserError(str(e)) from e
     except PermissionError as e:
         raise UserError(f"permission denied: {e.filename}; fix its permissions or choose another --data-dir") from e
+    except Exception as e:
+        from vectorstore.client import damage_detail, is_damage_error
+        from vectorstore.errors import REPAIR_HINT
+
+        if is_damage_error(e):  # SQLite under Chroma or the record store found a torn file mid-run
+            raise UserError(f"the index is damaged ({damage_detail(e)}); {REPAIR_HINT}") from e
+        raise
+
+
+def check_model_path(model_path: str) -> None:
+    """Fail fast (a few ``stat`` calls) when the embedding model folder cannot be a model."""
+    from vectorstore.embeddings import check_model_path as check
+
+    check(model_path)
 
 
 def index_guarded(fn: Callable, settings: "Settings"):
@@ -105,7 +119,15 @@ def progress_bar(desc: str, unit: str):
 
 
 def ensure_index(engine: "Engine") -> None:
-    """Build or update the index before a query, saying so on stderr."""
+    """Build or update the index before a query, saying so on stderr.
+
+    A model that cannot load, or a damaged index, is one error line naming the fix,
+    before anything is said or written.
+    """
+    from vectorstore.damage import raise_if_damaged
+
+    check_model_path(engine.settings.model_path)
+    raise_if_damaged(engine.sync.damage())
     with progress_bar("indexing", "text") as update:
         report = engine.ensure_index(notify=lambda msg: click.echo(msg, err=True), progress=update)
     if report is not None:
