@@ -151,3 +151,19 @@ def test_unreachable_server_is_one_clear_error(tmp_path, corpus):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the Chroma server") and "Traceback" not in result.stderr
+
+
+def test_other_chunk_settings_are_built_beside_and_the_old_collection_keeps_serving(make_engine, corpus):
+    old = make_engine()
+    old.index()
+    old_ids = chroma_ids(old)
+    new = make_engine(chunk_tokens=32, chunk_overlap=8)
+    assert new.indexer.collection_name == f"{old.settings.collection}-model-32-8" != old.indexer.collection_name
+    assert new.status().settings_changed and not new.status().indexed
+    report = new.index()
+    assert report.added == len(expected_chunks(corpus, 32, 8)) and report.deleted == 0
+    assert chroma_ids(new) == set(expected_chunks(corpus, 32, 8))
+    assert chroma_ids(old) == old_ids  # untouched, and still what the old settings serve
+    assert old.search("how often should a sourdough starter be fed", 1)[0].source == "kitchen.md"
+    assert new.search("how often should a sourdough starter be fed", 1)[0].source == "kitchen.md"
+    assert old.check().ok and new.check().ok
