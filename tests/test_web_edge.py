@@ -168,6 +168,49 @@ def test_the_largest_valid_request_fits_inside_the_body_cap(client):
     assert post_raw(client, raw).status_code == 200
 
 
+# -- security headers ----------------------------------------------------------------------------
+REQUESTS = {
+    "ui": ("GET", "/", None), "healthz": ("GET", "/healthz", None), "ask": ("POST", "/api/ask", {"question": "port?"}),
+    "viewer": ("GET", "/notes/guide.md?lines=3-4", None), "script": ("GET", "/_na/app.js", None),
+    "gradio_config": ("GET", "/config", None), "theme": ("GET", "/theme.css", None),
+    "missing": ("GET", "/notes/nope.md", None), "rejected": ("POST", "/api/ask", {"question": 1}),
+}
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+def test_every_response_carries_the_security_headers(client, name):
+    method, path, body = REQUESTS[name]
+    response = client.request(method, path, json=body)
+    assert response.status_code < 500
+    headers = response.headers
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    csp = headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in csp and "*" not in csp
+    assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+
+
+def test_the_ui_page_allows_exactly_its_own_inline_scripts(client):
+    import base64
+    import hashlib
+    import re
+
+    response = client.get("/", headers={"accept-encoding": "gzip, br"})
+    assert response.status_code == 200 and "content-encoding" not in response.headers
+    scripts = re.findall(r"<script(?![^>]*\ssrc=)[^>]*>(.*?)</script>", response.text, re.DOTALL)
+    assert len(scripts) >= 3  # Gradio's config, API info and loader
+    script_src = response.headers["content-security-policy"].split("script-src ")[1].split(";")[0].split()
+    allowed = sorted(s for s in script_src if s.startswith("'sha256-"))
+    expected = sorted(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts)
+    assert allowed == expected and script_src[:2] == ["'self'", "'unsafe-eval'"]
+
+
+def test_the_viewer_keeps_its_own_stricter_policy(client):
+    csp = client.get("/notes/guide.md").headers["content-security-policy"]
+    assert csp.startswith("default-src 'none'") and "'nonce-" in csp and "'unsafe-eval'" not in csp
+
+
 # -- anything at all -----------------------------------------------------------------------------
 TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)  # lone surrogates included
 JSON_VALUES = st.recursive(
@@ -208,8 +251,8 @@ def ui_handler(client, name: str):
 
 
 def chat_inputs(client, question: str) -> list:
-    settings = client.app.state.context.settings
-    return [question, [], [], "extractive", settings.llm_base_url, settings.llm_model, 4, False]
+    """The respond handler's inputs: question, chat, turns, backend, endpoint name, model, top-k, search only."""
+    return [question, [], [], "extractive", None, "", 4, False]
 
 
 def test_a_lone_surrogate_in_the_chat_is_replaced_with_a_clear_warning(client):
@@ -218,3 +261,51 @@ def test_a_lone_surrogate_in_the_chat_is_replaced_with_a_clear_warning(client):
         *_, (_, chat, turns, _) = respond(*chat_inputs(client, "Which port does the zephyr \ud800 daemon use?"))
     assert "Could not answer" not in chat[-1]["content"] and "4417" in chat[-1]["content"]
     assert turns[-1]["question"] == "Which port does the zephyr \ufffd daemon use?"
+
+
+# -- LLM endpoints: the owner names them, the UI picks a name ----------------------------------------
+def test_the_chat_sends_llm_requests_only_to_configured_endpoints(corpus):
+    from fastapi.testclient import TestClient
+
+    from app import build_app
+    from tests.fake_llm_server import FakeLLMServer, Reply
+
+    settings, assistant = corpus
+    question = "Which port does the zephyr daemon listen on?"
+    with FakeLLMServer() as llm, FakeLLMServer() as elsewhere:
+        configured = settings.with_overrides(llm_endpoints=f"fake={llm.openai_url}", llm_model="fake")
+        with TestClient(build_app(configured, assistant), base_url="http://127.0.0.1:7860") as client:
+            respond = ui_handler(client, "respond")
+            llm.script(Reply(text="The zephyr daemon listens on port 4417 [1]."))
+            *_, (_, chat, turns, _) = respond(question, [], [], "openai", "fake", "fake", 4, False)
+            assert turns[-1]["backend"] == "openai" and len(llm.requests) == 1
+            assert "4417" in chat[-1]["content"]
+
+            # A client sending a URL where the name goes (the old free-text field) gets a message; nothing is sent.
+            *_, (_, chat, _, _) = respond(question, [], [], "openai", elsewhere.openai_url, "fake", 4, False)
+            assert "choose one of the configured LLM endpoints: fake" in chat[-1]["content"]
+            *_, (_, chat, _, _) = respond(question, [], [], "openai", "fake", "../x?y=1 z", 4, False)
+            assert "a model name is" in chat[-1]["content"]
+            assert elsewhere.requests == [] and len(llm.requests) == 1
+
+            config = client.get("/config").text  # what the browser is told: names, never URLs
+            assert '"fake"' in config and llm.openai_url not in config and "LLM endpoint URL" not in config
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("", {}),
+    ("a=http://127.0.0.1:8080/v1", {"a": "http://127.0.0.1:8080/v1"}),
+    (" a = http://x:1 , b=https://y/v1 ,", {"a": "http://x:1", "b": "https://y/v1"}),
+])
+def test_llm_endpoints_setting(spec, expected):
+    from assistant.settings import load_settings
+
+    assert load_settings({"NOTES_ASSISTANT_LLM_ENDPOINTS": spec} if spec else {}).llm_endpoint_urls == expected
+
+
+@pytest.mark.parametrize("spec", ["a", "a=", "=http://x", "a=ftp://x", "a=http://x,a=http://y", "a b=http://x"])
+def test_bad_llm_endpoints_are_a_settings_error(spec):
+    from assistant.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="NOTES_ASSISTANT_LLM_ENDPOINTS"):
+        load_settings({"NOTES_ASSISTANT_LLM_ENDPOINTS": spec})

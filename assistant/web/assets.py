@@ -10,10 +10,14 @@ working while the chat re-renders:
 
 from __future__ import annotations
 
-__all__ = ["APP_CSS", "APP_HEAD", "VIEWER_PANEL"]
+__all__ = ["APP_CSS", "APP_HEAD", "APP_SCRIPT", "APP_SCRIPT_PATH", "VIEWER_PANEL"]
 
-APP_HEAD = """
-<script>
+# Served as a file by our own route, not inline: the page's CSP allows same-origin scripts and only the
+# inline scripts of Gradio's own template (by hash), so nothing inline that arrives later can run.
+APP_SCRIPT_PATH = "/_na/app.js"
+APP_HEAD = f'<script src="{APP_SCRIPT_PATH}"></script>'
+
+APP_SCRIPT = """
 (() => {
   "use strict";
   const VIEWER_PREFIX = "/notes/";
@@ -80,7 +84,6 @@ APP_HEAD = """
     }
   }, true);
 })();
-</script>
 """
 
 APP_CSS = """

@@ -1,4 +1,5 @@
-"""The web app's own HTTP routes: ``/healthz``, ``/notes/{source}?lines=A-B`` (the viewer), ``POST /api/ask``.
+"""The web app's own HTTP routes: ``/healthz``, ``/notes/{source}?lines=A-B`` (the viewer), ``POST /api/ask``,
+and the page's script (``/_na/app.js``).
 
 Rejected requests get a short JSON error: FastAPI's validation handler is replaced
 by ``validation_failed``, which never echoes the input (it can be 256 KB, hold
@@ -12,9 +13,10 @@ import secrets
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from assistant.settings import SettingsError
+from assistant.web.assets import APP_SCRIPT, APP_SCRIPT_PATH
 from assistant.web.chat_state import AskRequest, replace_lone_surrogates
 from assistant.web.context import AppContext
 from assistant.web.viewer import content_security_policy, note_page, parse_line_range, read_indexed_note
@@ -66,6 +68,10 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
             "Content-Security-Policy": content_security_policy(nonce), "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
         })
+
+    @app.get(APP_SCRIPT_PATH, dependencies=guard)
+    def app_script() -> Response:
+        return Response(APP_SCRIPT, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
     @app.post("/api/ask", dependencies=guard)
     async def api_ask(body: AskRequest) -> dict:

@@ -27,12 +27,12 @@ __all__ = ["SecurityHeaders", "BodyLimit", "ui_policy", "inline_script_hashes"]
 #   computed per response, so injected markup (an `onerror=` attribute, a `<script>` in a note) cannot run.
 # - style-src 'unsafe-inline': Svelte components set `style=` attributes and Gradio injects <style> elements
 #   (theme, our CSS) at run time; there is no nonce or hash hook for them.
-# - img-src data: blob: : Gradio's icons and the chat's avatars are data: URIs; the gallery shows blob: URLs.
+# - img-src data: : Gradio's icons (settings gear, logo, checkbox marks) are data: SVG URIs in its CSS.
 _UI_DIRECTIVES = {
     "default-src": "'self'",
     "script-src": "'self' 'unsafe-eval'",
     "style-src": "'self' 'unsafe-inline'",
-    "img-src": "'self' data: blob:",
+    "img-src": "'self' data:",
     "font-src": "'self'",
     "connect-src": "'self'",
     "media-src": "'self'",
