@@ -7,6 +7,7 @@ Nothing here reads the environment at import time: call
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -62,6 +63,8 @@ class Settings(BaseModel):
     llm_api_key: str = Field("", description="API key for the OpenAI-compatible backend (any string for local servers).")
     llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM request is abandoned.")
     llm_context_tokens: int = Field(4096, ge=512, description="Context window of the LLM; sources are fitted to it.")
+    llm_endpoints: str = Field("", description="LLM endpoints the web UI offers, name=url[,name=url]; empty = "
+                                               "llm_base_url alone. Users pick a name; only the owner sets URLs.")
     host: str = Field("127.0.0.1", description="Web app bind address.")
     port: int = Field(7860, ge=1, le=65535, description="Web app port.")
     auth: str = Field("", description="user:password for the web app; required to bind a non-loopback host.")
@@ -72,6 +75,23 @@ class Settings(BaseModel):
     @classmethod
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("llm_endpoints")
+    @classmethod
+    def _endpoints(cls, value: str) -> str:
+        _parse_endpoints(value)
+        return value
+
+    @property
+    def llm_endpoint_urls(self) -> dict[str, str]:
+        """The LLM endpoints the web UI offers: name → base URL.
+
+        >>> Settings(llm_endpoints="local=http://127.0.0.1:8080/v1, ollama=http://127.0.0.1:11434").llm_endpoint_urls
+        {'local': 'http://127.0.0.1:8080/v1', 'ollama': 'http://127.0.0.1:11434'}
+        >>> Settings(llm_base_url="http://127.0.0.1:8080/v1").llm_endpoint_urls, Settings().llm_endpoint_urls
+        ({'default': 'http://127.0.0.1:8080/v1'}, {})
+        """
+        return _parse_endpoints(self.llm_endpoints) or ({"default": self.llm_base_url} if self.llm_base_url else {})
 
     @property
     def server_mode(self) -> bool:
@@ -111,6 +131,17 @@ def clean_question(text: str, limit: int) -> tuple[str, bool]:
     if len(question) > limit:
         return question[:limit], True
     return question, False
+
+
+def _parse_endpoints(value: str) -> dict[str, str]:
+    """``"a=http://x,b=https://y"`` → ``{"a": "http://x", "b": "https://y"}``; ValueError says what is wrong."""
+    endpoints: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, _, url = (text.strip() for text in item.partition("="))
+        if not re.fullmatch(r"[\w.-]{1,40}", name) or not re.match(r"https?://[^\s/]", url) or name in endpoints:
+            raise ValueError(f"{item!r}: write name=http(s)://host[:port][/path], names unique (letters, digits, . _ -)")
+        endpoints[name] = url
+    return endpoints
 
 
 def _explain(error: ValidationError) -> str:

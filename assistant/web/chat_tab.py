@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from datetime import datetime
@@ -11,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.answer import RESET, Answer
-from assistant.settings import BACKENDS, SettingsError
+from assistant.settings import BACKENDS, LLM_BACKENDS, Settings, SettingsError
 from assistant.web import render
 from assistant.web.assets import VIEWER_PANEL
 from assistant.web.chat_state import chat_history, conversation_markdown, example_questions, replace_lone_surrogates
@@ -20,6 +21,20 @@ from assistant.web.context import AppContext
 __all__ = ["chat_tab"]
 
 logger = logging.getLogger(__name__)
+
+_MODEL_NAME = re.compile(r"[\w.:/@+-]{1,200}")  # llama3.2, qwen2.5:7b, hf.co/org/model:Q4_K_M
+
+
+def _clamped_top_k(value, largest: int = 20) -> int:
+    """The slider's value, whatever a client sent instead (1..largest; the default 8 for junk).
+
+    >>> _clamped_top_k(5), _clamped_top_k(1e9), _clamped_top_k(float("nan")), _clamped_top_k("x")
+    (5, 20, 8, 8)
+    """
+    try:
+        return max(1, min(int(value), largest))
+    except (TypeError, ValueError, OverflowError):
+        return 8
 
 
 def _example_text(evt: gr.SelectData) -> str:
@@ -38,7 +53,27 @@ def chat_tab(ctx: AppContext) -> None:
     """The chat (streaming answers, sources, export) beside the note viewer panel; settings below."""
     s = ctx.settings
 
-    def respond(question, chat, turns, backend, base_url, model, top_k, search_only):
+    endpoints = s.llm_endpoint_urls  # name → URL; the browser only ever sees and sends a name
+
+    def llm_settings(backend: str, endpoint: str | None, model: str | None) -> Settings:
+        """The per-request settings of an LLM answer: a configured endpoint by name, a model name.
+
+        Raises:
+            SettingsError: the name is not one of the configured endpoints, or the model name is not a name.
+        """
+        if backend not in LLM_BACKENDS:
+            return s
+        if not endpoints:
+            raise SettingsError("no LLM endpoint is configured on this server (NOTES_ASSISTANT_LLM_ENDPOINTS or "
+                                "NOTES_ASSISTANT_LLM_BASE_URL); use the extractive answerer")
+        if endpoint not in endpoints:
+            raise SettingsError(f"choose one of the configured LLM endpoints: {', '.join(endpoints)}")
+        model = (model or "").strip() or s.llm_model
+        if not _MODEL_NAME.fullmatch(model):
+            raise SettingsError("a model name is letters, digits and . : / @ + _ - (at most 200)")
+        return s.with_overrides(llm_base_url=endpoints[endpoint], llm_model=model)
+
+    def respond(question, chat, turns, backend, endpoint, model, top_k, search_only):
         # A browser can send unpaired UTF-16 surrogates (pasted from a broken source, or on purpose): they are not
         # text, and the tokenizer would fail on them deep inside the answer. Replace them here, where text enters.
         question, replaced = replace_lone_surrogates(question or "")
@@ -46,6 +81,7 @@ def chat_tab(ctx: AppContext) -> None:
             gr.Warning(f"Your question had {replaced} invalid character{'s' if replaced > 1 else ''} "
                        "(unpaired UTF-16 surrogates); they were replaced by �.")
         question = " ".join(question.split())
+        top_k = _clamped_top_k(top_k)
         if not question:
             gr.Info("Type a question first.")
             yield "", chat, turns, gr.update()
@@ -59,13 +95,13 @@ def chat_tab(ctx: AppContext) -> None:
         try:
             if search_only:
                 with ctx.cpu_gate:
-                    results = ctx.engine.search(question, int(top_k))
+                    results = ctx.engine.search(question, top_k)
                 chat[-1]["content"] = render.search_html(question, results)
                 turns = [*turns, {"kind": "search", "question": question, "results": [r.to_json() for r in results]}]
             else:
-                per_request = s.with_overrides(llm_base_url=(base_url or "").strip(), llm_model=(model or "").strip())
+                per_request = llm_settings(backend, endpoint, model)
                 text, answer, last = "", None, 0.0
-                stream = ctx.assistant.stream(question, chat_history(turns), backend, int(top_k), per_request)
+                stream = ctx.assistant.stream(question, chat_history(turns), backend, top_k, per_request)
                 if backend == "extractive":  # one CPU-bound step, nothing to stream: run it under the gate
                     with ctx.cpu_gate:
                         stream = list(stream)
@@ -114,15 +150,18 @@ def chat_tab(ctx: AppContext) -> None:
                     backend = gr.Radio(list(BACKENDS), value=s.backend, label="Answerer")
                     top_k = gr.Slider(1, 20, value=min(s.top_k, 20), step=1, label="Sections retrieved (top-k)")
                 with gr.Row():
-                    base_url = gr.Textbox(s.llm_base_url, label="LLM endpoint URL",
-                                          placeholder="http://127.0.0.1:11434 or http://127.0.0.1:8080/v1")
-                    model = gr.Textbox(s.llm_model, label="LLM model", placeholder="e.g. llama3.2")
+                    # Names only: the server's owner configures the URLs (NOTES_ASSISTANT_LLM_ENDPOINTS), so a
+                    # visitor cannot make this server send requests to an address of their choosing.
+                    endpoint = gr.Dropdown(list(endpoints), value=next(iter(endpoints), None), label="LLM endpoint",
+                                           interactive=len(endpoints) > 1, elem_id="na-endpoint",
+                                           info=None if endpoints else "None configured on this server")
+                    model = gr.Textbox(s.llm_model, label="LLM model", placeholder="e.g. llama3.2", max_length=200)
                 search_only = gr.Checkbox(False, label="Search only: show ranked sections, no answer",
                                           elem_id="na-search-only")
         with gr.Column(scale=2, min_width=360):
             gr.HTML(VIEWER_PANEL, elem_id="na-viewer")
 
-    ask = dict(fn=respond, inputs=[question, chat, turns, backend, base_url, model, top_k, search_only],
+    ask = dict(fn=respond, inputs=[question, chat, turns, backend, endpoint, model, top_k, search_only],
                outputs=[question, chat, turns, export], concurrency_id="chat")
     question.submit(**ask)
     send.click(**ask)
