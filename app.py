@@ -34,12 +34,13 @@ __all__ = ["build_app", "main"]
 logger = logging.getLogger("app")
 
 
-def build_app(settings: Settings, assistant, indexer=None) -> "FastAPI":
+def build_app(settings: Settings, assistant, indexer=None, *, eval_datasets: Path | None = None) -> "FastAPI":
     """The FastAPI app: our routes first, then the Gradio UI mounted at ``/``.
 
     Args:
         settings: the app's settings (``auth`` enables the login page and protects our routes).
         assistant: a ready ``Assistant``; its engine is shared by every request.
+        eval_datasets: the folder whose ``*.jsonl`` files the Evals tab offers (default: the bundled ones).
     """
     import gradio as gr
     from fastapi import FastAPI
@@ -54,7 +55,7 @@ def build_app(settings: Settings, assistant, indexer=None) -> "FastAPI":
     from assistant.web.security import BodyLimit, SecurityHeaders
     from assistant.web.ui import build_ui, theme
 
-    ctx = AppContext(settings, assistant, indexer)
+    ctx = AppContext(settings, assistant, indexer, eval_datasets=eval_datasets)
     app = FastAPI(title="notes-assistant", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = ctx
     # Middleware runs outermost-last-added: security headers on everything (refusals included), then the

@@ -128,6 +128,10 @@ def eval_command(ctx, dataset_path, backend, out_dir, compare_dir, floors, ablat
     floors = parse_floors(floors, metric_names(ablate))
     dataset_path = dataset_path or default_dataset()
     out_dir = out_dir or default_out_dir()
+    # Before the run, not after it: an existing folder is reused (.ci/run relies on it), anything else is refused.
+    existing = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"--out {out_dir}: {existing} exists and is not a folder; choose a folder path")
     if sweeps:
         if compare_dir is not None or floors:
             raise UserError("--sweep prints a comparison table; run --compare/--min without --sweep")

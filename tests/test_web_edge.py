@@ -309,3 +309,32 @@ def test_bad_llm_endpoints_are_a_settings_error(spec):
 
     with pytest.raises(SettingsError, match="NOTES_ASSISTANT_LLM_ENDPOINTS"):
         load_settings({"NOTES_ASSISTANT_LLM_ENDPOINTS": spec})
+
+
+# -- the Evals tab -----------------------------------------------------------------------------------
+def test_the_evals_tab_offers_only_the_configured_datasets(corpus, tmp_path):
+    import gradio as gr
+    from fastapi.testclient import TestClient
+
+    from app import build_app
+
+    record = {"id": "z-1", "question": "Which port does the zephyr daemon listen on?", "answerable": True,
+              "source": "guide.md", "gold_lines": [5, 5], "gold_heading": "Zephyr guide > Setup",
+              "key_facts": [["4417"]], "kind": "paraphrase"}
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    (folder / "mini.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    (tmp_path / "outside.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    with TestClient(build_app(*corpus, eval_datasets=folder), base_url="http://127.0.0.1:7860") as client:
+        config = client.get("/config").text
+        assert "mini.jsonl" in config and "golden.jsonl" not in config and "path of a .jsonl" not in config
+        run = ui_handler(client, "run")
+        refusals = set()
+        for probe in [str(tmp_path / "outside.jsonl"), str(tmp_path / "missing.jsonl"), "../outside.jsonl",
+                      "golden.jsonl", None, ["mini.jsonl"]]:
+            with pytest.raises(gr.Error) as info:
+                run(probe, False, "extractive")
+            refusals.add(str(info.value))
+        assert len(refusals) == 1 and "mini.jsonl" in refusals.pop()  # one answer: no oracle for files on disk
+        report, _, worst = run("mini.jsonl", False, "extractive")
+        assert "Summary" in report and "z-1" in worst

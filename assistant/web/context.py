@@ -20,10 +20,11 @@ __all__ = ["AppContext"]
 class AppContext:
     """What every route and UI handler shares: one engine, one assistant (the model loads once)."""
 
-    def __init__(self, settings: Settings, assistant, indexer=None) -> None:
+    def __init__(self, settings: Settings, assistant, indexer=None, *, eval_datasets: Path | None = None) -> None:
         self.settings = settings
         self.assistant = assistant
         self.indexer = indexer  # the background NotesWatcher (first index, re-index on change), or None
+        self.eval_datasets = eval_datasets  # the Evals tab's dataset folder; None = the bundled evals/datasets/
         self.engine = assistant.engine
         self.credentials = parse_auth(settings.auth)
         self.gradio_app = None  # set after mounting; its session tokens authorize our routes too

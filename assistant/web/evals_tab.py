@@ -12,22 +12,31 @@ from assistant.settings import BACKENDS
 from assistant.web import render
 from assistant.web.context import AppContext
 
-__all__ = ["evals_tab", "DATASETS"]
+__all__ = ["evals_tab", "datasets_in", "DATASETS"]
 
 logger = logging.getLogger(__name__)
 
 DATASETS = Path(__file__).resolve().parents[2] / "evals" / "datasets"
 
 
-def evals_tab(ctx: AppContext) -> None:
-    """Run ``evals.runner.run_eval`` on a dataset; show the report, charts and worst questions."""
-    choices = sorted(p.name for p in DATASETS.glob("*.jsonl")) if DATASETS.is_dir() else []
+def datasets_in(folder: Path) -> dict[str, Path]:
+    """The ``*.jsonl`` datasets directly in ``folder``, by file name (empty if it is not a folder)."""
+    return {p.name: p for p in sorted(folder.glob("*.jsonl")) if p.is_file()} if folder.is_dir() else {}
 
-    def run(choice, path_text, ablate, backend, progress=gr.Progress()):  # noqa: B008
-        path_text = (path_text or "").strip()
-        target = Path(path_text).expanduser() if path_text else (DATASETS / choice if choice else None)
-        if target is None or target.suffix != ".jsonl" or not target.is_file():
-            raise gr.Error(f"Pick a dataset, or give the path of an existing .jsonl file (got {target or 'nothing'}).")
+
+def evals_tab(ctx: AppContext) -> None:
+    """Run ``evals.runner.run_eval`` on a dataset; show the report, charts and worst questions.
+
+    Only the datasets of the configured folder (``ctx.eval_datasets``, the bundled ``evals/datasets/``) are
+    offered, by name: a visitor cannot make the server open a path of their choosing.
+    """
+    folder = ctx.eval_datasets or DATASETS
+    choices = list(datasets_in(folder))
+
+    def run(choice, ablate, backend, progress=gr.Progress()):  # noqa: B008
+        target = datasets_in(folder).get(choice) if isinstance(choice, str) else None
+        if target is None:  # the same answer whether or not such a file exists elsewhere: no probing
+            raise gr.Error(f"Pick one of the datasets of {folder.name}/: {', '.join(choices) or 'none found'}.")
         try:
             from evals.runner import run_eval  # noqa: PLC0415 - heavy (ranx, matplotlib): only when asked
         except ImportError as e:
@@ -44,8 +53,8 @@ def evals_tab(ctx: AppContext) -> None:
         return render.report_html(result.report_markdown), charts, render.worst_html(result.worst)
 
     with gr.Row():
-        dataset = gr.Dropdown(choices, value=choices[0] if choices else None, label="Dataset (evals/datasets/)")
-        path = gr.Textbox(label="…or the path of a .jsonl dataset", placeholder="/path/to/questions.jsonl")
+        dataset = gr.Dropdown(choices, value=choices[0] if choices else None, label=f"Dataset ({folder.name}/)",
+                              elem_id="na-eval-dataset")
     with gr.Row(equal_height=True):
         backend = gr.Radio(list(BACKENDS), value="extractive", label="Answerer")
         ablate = gr.Checkbox(False, label="Also run the ablations (slower)")
@@ -53,4 +62,4 @@ def evals_tab(ctx: AppContext) -> None:
     report = gr.HTML("", elem_id="na-eval-report")
     charts = gr.Gallery(label="Charts", columns=2, height=460, object_fit="contain", elem_id="na-eval-charts")
     worst = gr.HTML("", elem_id="na-eval-worst")
-    start.click(run, [dataset, path, ablate, backend], [report, charts, worst], concurrency_limit=1)
+    start.click(run, [dataset, ablate, backend], [report, charts, worst], concurrency_limit=1)
