@@ -86,6 +86,7 @@ class Engine:
             self._indexer = Indexer(
                 self.client, self.settings.collection, prepare_data_dir(self.settings.data_dir, self._take_over),
                 lambda: self.document_embedder, self.model_name, self.settings.cache_dir,
+                chunk_tokens=self.settings.chunk_tokens, chunk_overlap=self.settings.chunk_overlap,
             )
         return self._indexer
 
@@ -107,7 +108,7 @@ class Engine:
 
             s = self.settings
             self._retriever = HybridRetriever(
-                self.client, s.collection, self.query_encoder,
+                self.client, self.indexer.collection_name, self.query_encoder,
                 dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k, mmr=s.mmr,
                 cached_vectors=cached_vectors(s.cache_dir, self.model_name),
             )
