@@ -24,7 +24,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from assistant.settings import BACKENDS, Settings, SettingsError, load_settings  # noqa: E402
-from assistant.web.access import exposure_problem, is_loopback, port_available  # noqa: E402
+from assistant.web.access import LoginThrottle, exposure_problem, is_loopback, port_available  # noqa: E402
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,13 +34,15 @@ __all__ = ["build_app", "main"]
 logger = logging.getLogger("app")
 
 
-def build_app(settings: Settings, assistant, indexer=None, *, eval_datasets: Path | None = None) -> "FastAPI":
+def build_app(settings: Settings, assistant, indexer=None, *, eval_datasets: Path | None = None,
+              login_throttle: LoginThrottle | None = None) -> "FastAPI":
     """The FastAPI app: our routes first, then the Gradio UI mounted at ``/``.
 
     Args:
         settings: the app's settings (``auth`` enables the login page and protects our routes).
         assistant: a ready ``Assistant``; its engine is shared by every request.
         eval_datasets: the folder whose ``*.jsonl`` files the Evals tab offers (default: the bundled ones).
+        login_throttle: the backoff for wrong passwords when ``auth`` is set (default: 10 per minute per client).
     """
     import gradio as gr
     from fastapi import FastAPI
@@ -51,6 +53,7 @@ def build_app(settings: Settings, assistant, indexer=None, *, eval_datasets: Pat
     from assistant.web.assets import APP_CSS, APP_HEAD
     from assistant.web.chat_state import MAX_BODY_BYTES
     from assistant.web.context import AppContext
+    from assistant.web.gate import AuthGate
     from assistant.web.routes import add_routes
     from assistant.web.security import BodyLimit, SecurityHeaders
     from assistant.web.ui import build_ui, theme
@@ -58,9 +61,12 @@ def build_app(settings: Settings, assistant, indexer=None, *, eval_datasets: Pat
     ctx = AppContext(settings, assistant, indexer, eval_datasets=eval_datasets)
     app = FastAPI(title="notes-assistant", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = ctx
-    # Middleware runs outermost-last-added: security headers on everything (refusals included), then the
-    # host check, then the body caps (a login form is a few hundred bytes; /api/ask's limit fits its schema).
+    # Middleware runs outermost-last-added: security headers on everything (refusals included), the host check,
+    # the login gate (auth on: every route, Gradio's included), then the body caps (a login form is a few
+    # hundred bytes; /api/ask's limit fits its schema).
     app.add_middleware(BodyLimit, limits={"/api/ask": MAX_BODY_BYTES, "/login": 16 * 1024, "/login/": 16 * 1024})
+    if ctx.credentials is not None:
+        app.add_middleware(AuthGate, ctx=ctx, throttle=login_throttle or LoginThrottle())
     if is_loopback(settings.host):
         # Against DNS rebinding: a page from elsewhere must not reach this server under its own host name.
         hosts = {"127.0.0.1", "localhost", "[::1]", f"[{settings.host}]" if ":" in settings.host else settings.host}

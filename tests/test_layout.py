@@ -23,7 +23,7 @@ EXPECTED_ALL = {
     "assistant.answerers": ["backends", "extractive", "llm", "prompt"],
     "assistant.cli": ["cli", "main"],
     "assistant.web": [
-        "access", "assets", "chat_state", "chat_tab", "context", "evals_tab", "index_tab", "render", "routes",
+        "access", "assets", "chat_state", "chat_tab", "context", "evals_tab", "gate", "index_tab", "render", "routes",
         "sanitize", "security", "ui", "viewer",
     ],
     "ingest": [

@@ -4,6 +4,6 @@
 """
 
 __all__ = [
-    "access", "assets", "chat_state", "chat_tab", "context", "evals_tab", "index_tab", "render", "routes", "sanitize",
-    "security", "ui", "viewer",
+    "access", "assets", "chat_state", "chat_tab", "context", "evals_tab", "gate", "index_tab", "render", "routes",
+    "sanitize", "security", "ui", "viewer",
 ]

@@ -1,8 +1,8 @@
-"""Who may reach the web app: the loopback-only default and the ``user:password`` check.
+"""Who may reach the web app: the loopback-only default, the ``user:password`` check, login backoff.
 
-Pure functions, so the rules are tested without a server: binding a
-non-loopback address needs ``NOTES_ASSISTANT_AUTH``; HTTP Basic credentials are
-compared in constant time.
+Pure rules, so they are tested without a server: binding a non-loopback address
+needs ``NOTES_ASSISTANT_AUTH``; HTTP Basic credentials are compared in constant
+time; ``LoginThrottle`` locks a client out after repeated wrong passwords.
 """
 
 from __future__ import annotations
@@ -12,8 +12,13 @@ import binascii
 import ipaddress
 import secrets
 import socket
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-__all__ = ["parse_auth", "is_loopback", "exposure_problem", "basic_auth_ok", "port_available"]
+__all__ = ["parse_auth", "is_loopback", "exposure_problem", "basic_auth_ok", "port_available", "LoginThrottle"]
 
 
 def parse_auth(value: str) -> tuple[str, str] | None:
@@ -78,3 +83,74 @@ def port_available(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+@dataclass
+class _Client:
+    failures: deque = field(default_factory=deque)  # times of recent wrong passwords
+    lockouts: int = 0  # lockouts so far, each twice as long as the one before
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Per-client backoff for wrong passwords (the login form and HTTP Basic alike).
+
+    ``max_failures`` wrong passwords within ``window`` seconds lock the client out
+    for ``window`` seconds, doubling with every further lockout up to ``max_lockout``;
+    while locked out, even the right password is refused (that is what stops a guesser).
+    A right password forgets the client's record. Clients are told apart by address,
+    so behind a reverse proxy all of them share one record (a deliberate simplification:
+    the app is meant to be reached directly, or by a few people).
+
+    Args:
+        max_failures: wrong passwords allowed per window.
+        window: seconds a failure is remembered, and the first lockout's length.
+        max_lockout: the longest lockout, in seconds.
+        clock: monotonic seconds (injectable so tests need not wait).
+        max_clients: records kept at most; the least recently seen are dropped first.
+
+    >>> now = [0.0]; throttle = LoginThrottle(max_failures=2, window=60, clock=lambda: now[0])
+    >>> throttle.failed("10.0.0.9"); throttle.retry_after("10.0.0.9")
+    0.0
+    >>> throttle.failed("10.0.0.9"); throttle.retry_after("10.0.0.9"), throttle.retry_after("10.0.0.7")
+    (60.0, 0.0)
+    >>> now[0] = 61.0; throttle.retry_after("10.0.0.9")
+    0.0
+    """
+
+    def __init__(self, max_failures: int = 10, window: float = 60.0, max_lockout: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic, max_clients: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.max_lockout = max_lockout
+        self.clock = clock
+        self.max_clients = max_clients
+        self._clients: OrderedDict[str, _Client] = OrderedDict()
+        self._lock = threading.Lock()  # the HTTP gate (event loop) and route dependencies (threads) share it
+
+    def retry_after(self, client: str) -> float:
+        """Seconds ``client`` must wait before a password is checked again (0 = now)."""
+        with self._lock:
+            record = self._clients.get(client)
+            return max(0.0, record.locked_until - self.clock()) if record else 0.0
+
+    def failed(self, client: str) -> None:
+        """Record a wrong password from ``client``; the ``max_failures``-th in a window locks it out."""
+        now = self.clock()
+        with self._lock:
+            record = self._clients.pop(client, None) or _Client()
+            self._clients[client] = record  # most recently seen last
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+            while record.failures and record.failures[0] <= now - self.window:
+                record.failures.popleft()
+            record.failures.append(now)
+            if len(record.failures) >= self.max_failures:
+                record.failures.clear()
+                record.lockouts += 1
+                record.locked_until = now + min(self.window * 2 ** (record.lockouts - 1), self.max_lockout)
+
+    def succeeded(self, client: str) -> None:
+        """The right password from ``client``: its failures and lockouts are forgotten."""
+        with self._lock:
+            self._clients.pop(client, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -79,16 +80,21 @@ class AppContext:
     def header_html(self) -> str:
         return render.header_html(self.engine.status())
 
+    def session_ok(self, cookies: Mapping[str, str]) -> bool:
+        """Do ``cookies`` carry a login session this server issued (Gradio's ``/login`` cookie)?"""
+        if self.gradio_app is None:
+            return False
+        cookie_id = self.gradio_app.cookie_id
+        return any((token := cookies.get(name)) and token in self.gradio_app.tokens
+                   for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"))
+
     def authorize(self, request: Request) -> None:
-        """FastAPI dependency: with auth configured, a Gradio login cookie or HTTP Basic credentials."""
-        if self.credentials is None:
+        """FastAPI dependency: with auth configured, a Gradio login cookie or HTTP Basic credentials.
+
+        Behind ``gate.AuthGate`` (which also throttles wrong passwords) this only repeats its check.
+        """
+        if self.credentials is None or self.session_ok(request.cookies):
             return
-        if self.gradio_app is not None:
-            cookie_id = self.gradio_app.cookie_id
-            for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
-                token = request.cookies.get(name)
-                if token and token in self.gradio_app.tokens:
-                    return
         if basic_auth_ok(request.headers.get("authorization", ""), self.credentials):
             return
         raise HTTPException(401, "log in first", headers={"WWW-Authenticate": 'Basic realm="notes-assistant"'})
