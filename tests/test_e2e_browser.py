@@ -1,14 +1,18 @@
-"""End to end in real headless Chromium: ask, follow a citation, survive hostile notes, re-index.
+"""End to end in real headless Chromium: ask, follow a citation, survive hostile notes, re-index, evals, login.
 
 The app runs under uvicorn on a free 127.0.0.1 port with a tmp copy of part of
-the bundled notes plus notes written here. Chromium is the Debian package at
+the bundled notes plus notes written here, one configured LLM endpoint (a fake
+server) and one eval dataset folder. Chromium is the Debian package at
 /usr/bin/chromium, driven by Python playwright (never ``playwright install``).
-Screenshots of each step go to the pytest tmp dir; with NA_UPDATE_SCREENSHOT=1
-the main one is also copied to docs/screenshot.png.
+Every console message of every step is kept: the last test checks that the
+Content-Security-Policy blocked nothing the UI needs. Screenshots of each step go
+to the pytest tmp dir; with NA_UPDATE_SCREENSHOT=1 the main one is also copied
+to docs/screenshot.png.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -26,6 +30,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 180_000  # a slow 2-core machine answering while it also runs other tests
+# Reported by the page itself (securitypolicyviolation events), in every frame, as console errors we can find.
+CSP_WATCH = ("document.addEventListener('securitypolicyviolation', e => console.error("
+             "'csp-violation', e.violatedDirective, e.blockedURI, e.sourceFile + ':' + e.lineNumber));")
 
 HOSTILE = """# Quokka facts
 
@@ -48,11 +55,41 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live_app(tmp_path_factory, embedding_cache, embedder):
-    """The app on a free loopback port: (base url, notes folder)."""
+def mini_dataset() -> list[dict]:
+    """Four answerable golden questions inside the first 400 lines of the bundled notes, one unanswerable."""
+    golden = [json.loads(line) for line in (REPO / "evals" / "datasets" / "golden.jsonl").read_text().splitlines()
+              if line.strip()]
+    picked = [r for r in golden if r.get("answerable") and r.get("gold_lines") and r["gold_lines"][1] <= 400][:4]
+    return picked + [r for r in golden if not r.get("answerable")][:1]
+
+
+def serve(app, port: int):
+    """Run ``app`` under uvicorn on 127.0.0.1:``port`` in a thread; returns the server (set ``should_exit``)."""
     import uvicorn
 
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.started, "uvicorn did not start"
+    server.thread = thread
+    return server
+
+
+@pytest.fixture(scope="module")
+def llm_server():
+    """The fake OpenAI-compatible server, configured as the app's one LLM endpoint ("fake")."""
+    from tests.fake_llm_server import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory, embedding_cache, embedder, llm_server):
+    """The app on a free loopback port: (base url, notes folder)."""
     from app import build_app
     from assistant.engine import Engine
     from assistant.service import Assistant
@@ -65,22 +102,18 @@ def live_app(tmp_path_factory, embedding_cache, embedder):
     (notes / "aws-notes.md").write_text("\n".join(bundled[:400]) + "\n", encoding="utf-8")  # Lambda sections
     (notes / "quokka.md").write_text(HOSTILE, encoding="utf-8")
     (notes / "zephyr.md").write_text(ZEPHYR, encoding="utf-8")
+    datasets = root / "datasets"
+    datasets.mkdir()
+    (datasets / "mini.jsonl").write_text("\n".join(json.dumps(r) for r in mini_dataset()) + "\n", encoding="utf-8")
     port = _free_port()
     settings = load_settings({}, notes_path=notes, data_dir=root / "index", embedding_cache_dir=embedding_cache,
-                             port=port)
+                             port=port, llm_endpoints=f"fake={llm_server.openai_url}", llm_model="fake-model")
     engine = Engine(settings, embedder=embedder)
     engine.index()
-    server = uvicorn.Server(uvicorn.Config(build_app(settings, Assistant(engine, settings)), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started, "uvicorn did not start"
+    server = serve(build_app(settings, Assistant(engine, settings), eval_datasets=datasets), port)
     yield f"http://127.0.0.1:{port}", notes
     server.should_exit = True
-    thread.join(15)
+    server.thread.join(15)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +131,9 @@ def browser_page(live_app):
         page.set_default_timeout(WAIT_MS)
         page.requests = []  # every URL the page and its frames load
         page.on("request", lambda request: page.requests.append(request.url))
+        page.console = []  # every console message of the page and its frames: (type, text)
+        page.on("console", lambda message: page.console.append((message.type, message.text)))
+        context.add_init_script(CSP_WATCH)
         yield page
         context.close()
         browser.close()
@@ -216,39 +252,40 @@ def test_search_only_mode_lists_ranked_sections(page, shots):
         page.click("#na-settings")
 
 
-def test_llm_backend_answers_and_falls_back_offline_when_the_stream_breaks(page, shots):
-    """Settings → openai at a fake OpenAI-compatible server (real HTTP + SSE on 127.0.0.1)."""
-    from tests.fake_llm_server import FakeLLMServer, Reply
+def test_llm_backend_answers_and_falls_back_offline_when_the_stream_breaks(page, shots, llm_server):
+    """Settings → openai at the configured endpoint, a fake OpenAI-compatible server (real HTTP + SSE on 127.0.0.1)."""
+    from tests.fake_llm_server import Reply
 
     question = "A function triggered by S3 uploads keeps re-triggering itself. How do I stop it immediately?"
-    with FakeLLMServer() as llm:
-        clear(page)  # no history: the answer is the only request the fake server sees
-        page.click("#na-settings")
-        page.get_by_label("openai", exact=True).check()
-        page.get_by_label("LLM endpoint URL").fill(llm.openai_url)
-        page.get_by_label("LLM model").fill("fake-model")
-        try:
-            llm.script(Reply(text="Set the reserved concurrency of the function to 0 to stop the loop [1]."))
-            ask(page, question)
-            answer = last_answer(page)
-            assert "reserved concurrency of the function to 0" in answer.inner_text()
-            assert answer.locator("a.na-cite").first.get_attribute("href").startswith("/notes/aws-notes.md")
-            assert answer.locator(".na-foot").inner_text().startswith("openai")
-            assert llm.requests and llm.requests[-1].body["model"] == "fake-model"
+    llm = llm_server  # lives for the module: it is the app's configured endpoint "fake"
+    clear(page)  # no history: the answer is the only request the fake server sees
+    page.click("#na-settings")
+    page.get_by_label("openai", exact=True).check()
+    assert page.get_by_label("LLM endpoint URL").count() == 0  # no free-text URL any more: a name, chosen
+    assert page.locator("#na-endpoint input").input_value() == "fake"
+    page.get_by_label("LLM model").fill("fake-model")
+    try:
+        llm.script(Reply(text="Set the reserved concurrency of the function to 0 to stop the loop [1]."))
+        ask(page, question)
+        answer = last_answer(page)
+        assert "reserved concurrency of the function to 0" in answer.inner_text()
+        assert answer.locator("a.na-cite").first.get_attribute("href").startswith("/notes/aws-notes.md")
+        assert answer.locator(".na-foot").inner_text().startswith("openai")
+        assert llm.requests and llm.requests[-1].body["model"] == "fake-model"
 
-            # The stream dies half-way: the partial text is dropped (RESET) and the offline answer shown.
-            clear(page)
-            llm.script(Reply(text="Partial words that must vanish. " * 8, drop=True))
-            ask(page, question)
-            answer = last_answer(page)
-            assert "must vanish" not in answer.inner_text()
-            assert "openai backend unavailable" in answer.locator(".na-warn").inner_text()
-            assert answer.locator(".na-foot").inner_text().startswith("extractive")
-            assert "reserved concurrency" in answer.inner_text().lower()
-            page.screenshot(path=str(shots / "05-llm-fallback.png"))
-        finally:
-            page.get_by_label("extractive", exact=True).check()
-            page.click("#na-settings")
+        # The stream dies half-way: the partial text is dropped (RESET) and the offline answer shown.
+        clear(page)
+        llm.script(Reply(text="Partial words that must vanish. " * 8, drop=True))
+        ask(page, question)
+        answer = last_answer(page)
+        assert "must vanish" not in answer.inner_text()
+        assert "openai backend unavailable" in answer.locator(".na-warn").inner_text()
+        assert answer.locator(".na-foot").inner_text().startswith("extractive")
+        assert "reserved concurrency" in answer.inner_text().lower()
+        page.screenshot(path=str(shots / "05-llm-fallback.png"))
+    finally:
+        page.get_by_label("extractive", exact=True).check()
+        page.click("#na-settings")
 
 
 def test_edit_note_reindex_from_the_ui_and_ask_again(page, shots, live_app):
@@ -282,18 +319,11 @@ def test_the_page_loaded_nothing_from_outside(page, live_app):
     assert page.requests and outside == []
 
 
-def test_evals_tab_runs_a_dataset_and_shows_report_charts_and_worst(page, shots, tmp_path):
-    import json
-
-    golden = [json.loads(line) for line in (REPO / "evals" / "datasets" / "golden.jsonl").read_text().splitlines()
-              if line.strip()]
-    picked = [r for r in golden if r.get("answerable") and r.get("gold_lines") and r["gold_lines"][1] <= 400][:4]
-    picked += [r for r in golden if not r.get("answerable")][:1]
-    dataset = tmp_path / "mini.jsonl"
-    dataset.write_text("\n".join(json.dumps(r) for r in picked) + "\n", encoding="utf-8")
-
+def test_evals_tab_runs_a_dataset_and_shows_report_charts_and_worst(page, shots):
+    picked = mini_dataset()
     page.get_by_role("tab", name="Evals").click()
-    page.get_by_placeholder("/path/to/questions.jsonl").fill(str(dataset))
+    assert page.locator("#na-eval-dataset input").input_value() == "mini.jsonl"  # the configured folder's only one
+    assert page.get_by_placeholder("/path/to/questions.jsonl").count() == 0  # no free path to probe the disk with
     page.click("#na-run-eval")
     page.wait_for_function("() => document.querySelector('#na-eval-report').innerText.includes('Summary')")
     report = page.locator("#na-eval-report").inner_text()
@@ -304,3 +334,52 @@ def test_evals_tab_runs_a_dataset_and_shows_report_charts_and_worst(page, shots,
     worst = page.locator("#na-eval-worst").inner_text()
     assert all(record["id"] in worst for record in picked)
     page.screenshot(path=str(shots / "08-evals.png"), full_page=True)
+
+
+def test_the_content_security_policy_blocked_nothing(page):
+    """Load, chat, citation clicks into the viewer, LLM streaming, search, index and eval tabs all ran above."""
+    violations = [text for kind, text in page.console if "csp-violation" in text or "Content Security Policy" in text]
+    assert page.console is not None and violations == []
+    assert not [text for kind, text in page.console if "Error evaluating template" in text]
+
+
+def test_with_auth_on_the_login_page_leads_into_the_app(browser_page, tmp_path, embedding_cache, embedder, shots):
+    """Auth on: our login page (wrong password, then the right one), then the app works behind the gate."""
+    from app import build_app
+    from assistant.engine import Engine
+    from assistant.service import Assistant
+    from assistant.settings import load_settings
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "zephyr.md").write_text(ZEPHYR, encoding="utf-8")
+    port = _free_port()
+    settings = load_settings({}, notes_path=notes, data_dir=tmp_path / "index", embedding_cache_dir=embedding_cache,
+                             port=port, auth="ada:s3cret")
+    engine = Engine(settings, embedder=embedder)
+    engine.index()
+    server = serve(build_app(settings, Assistant(engine, settings)), port)
+    context = browser_page.context.browser.new_context(viewport={"width": 1440, "height": 900})  # no cookies yet
+    try:
+        context.add_init_script(CSP_WATCH)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        console = []
+        page.on("console", lambda message: console.append(message.text))
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.fill("input[name=username]", "ada")
+        page.fill("input[name=password]", "wrong")
+        page.click("button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#na-login-message').innerText.includes('Wrong')")
+        page.screenshot(path=str(shots / "09-login-refused.png"))
+        page.fill("input[name=password]", "s3cret")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#na-question textarea")
+        ask(page, "How often are zephyr readings uploaded?")
+        assert "ten minutes" in last_answer(page).inner_text()
+        page.screenshot(path=str(shots / "10-logged-in.png"))
+    finally:
+        context.close()
+        server.should_exit = True
+        server.thread.join(15)
+    assert [text for text in console if "csp-violation" in text or "Content Security Policy" in text] == []
