@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from assistant.answerers.extractive import render_unit
+from assistant.citations import quote_unit as render_unit
 
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -44,6 +44,9 @@ UNITS = [
     "| flag | meaning |\n|---|---|\n| --quokka | render quokkas |",
     "> Read more: the quokka guide",
     "- uses `arr[0]` and `--force-with-lease`",
+    "```bash\n$ uv run pytest\n=== test session starts ===",  # a long block cut before its closing fence
+    "collected 3 items [100%]\n```",  # …and the piece after it
+    "- Run:\n  ```\n  make [0]",
 ]
 
 
@@ -91,3 +94,115 @@ def test_citations_cover_only_quoted_lines(golden_answers_quick):
 @pytest.fixture(scope="module")
 def golden_answers_quick(assistant, golden):
     return [(r, assistant.ask(r["question"], r.get("history", ()))) for r in golden[:120]]
+
+
+# -- the fix, not the setup ---------------------------------------------------------------------------------------
+HOWTO = {
+    "quokka/run-a-migration-script-in-a-container.md": """# Run A Migration Script In A Container
+
+I keep my quokkadb schema changes in plain SQL files and apply them by hand
+while I experiment with the schema outside of any framework tooling.
+
+With a local quokkadb install I'd pipe the file into the client like so:
+
+```bash
+$ quokkadb-cli < migrate.sql
+```
+
+When I tried the same pipe through the container runtime, it was silently
+doing nothing. The redirection is not handled across the container boundary.
+
+I ran this instead:
+
+```bash
+$ quokkactl cp migrate.sql db-1:/tmp/migrate.sql
+$ quokkactl exec db-1 quokkadb-cli --file /tmp/migrate.sql
+```
+
+Here is the output it printed:
+
+```
+MIGRATED 3 tables
+```
+""",
+    "quokka/kick-other-clients-off-a-shared-session.md": """# Kick Other Clients Off A Shared Session
+
+Several people can attach to the same wombat terminal session to pair. When
+someone forgets to detach, their client hangs around in the session.
+
+Hit
+
+    <prefix> D
+
+to open a list of every client attached to the session, pick the stale one
+and press enter to detach it.
+""",
+    "quokka/list-the-tables.md": """# List The Tables
+
+To see every table of the current quokkadb database, run:
+
+```bash
+$ quokkadb-cli --list-tables
+```
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def howto_assistant(tmp_path_factory, embedding_cache, embedder):
+    from assistant.engine import Engine
+    from assistant.service import Assistant
+    from assistant.settings import load_settings
+
+    root = tmp_path_factory.mktemp("howto")
+    for name, text in HOWTO.items():
+        (root / "notes" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "notes" / name).write_text(text, encoding="utf-8")
+    settings = load_settings({}, notes_path=root / "notes", data_dir=root / "index", embedding_cache_dir=embedding_cache)
+    engine = Engine(settings, embedder=embedder)
+    engine.index()
+    return Assistant(engine, settings)
+
+
+def test_the_command_after_i_ran_wins_over_the_problem_and_the_output(howto_assistant):
+    answer = howto_assistant.ask(
+        "Piping a SQL file into the quokkadb client inside the container silently does nothing. "
+        "How can I run my migration script against the database in the container?")
+    assert not answer.abstained
+    assert "quokkactl cp migrate.sql" in answer.answer and "--file /tmp/migrate.sql" in answer.answer
+    fix_line = HOWTO["quokka/run-a-migration-script-in-a-container.md"].split("\n").index(
+        "$ quokkactl cp migrate.sql db-1:/tmp/migrate.sql") + 1
+    assert any(c.start_line <= fix_line <= c.end_line for c in answer.citations)
+
+
+def test_an_unfinished_lead_in_comes_with_the_code_it_introduces(howto_assistant):
+    answer = howto_assistant.ask("How do I kick a stale client off a shared wombat terminal session?")
+    assert "<prefix> D" in answer.answer  # was: "- Hit [1]" and nothing after it
+    assert "- Hit [1]\n\n- to open" not in answer.answer
+
+
+QUESTIONS = [
+    "How do I run a migration script in the container?",
+    "How do I list the tables of a quokkadb database?",
+    "How do I kick someone off my shared wombat session?",
+    "What did the migration print?",
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_a_lead_in_never_ends_an_answer(howto_assistant, question):
+    answer = howto_assistant.ask(question)
+    blocks = [MARKER.sub("", b).strip() for b in re.split(r"\n\n(?=\S)", answer.answer)[1:]]
+    blocks = [b for b in blocks if b]
+    for i, block in enumerate(blocks):
+        if block.endswith(":"):
+            assert i + 1 < len(blocks), (question, answer.answer)
+
+
+def test_wants_fix_reads_how_why_and_keyword_questions():
+    from assistant.answerers.extractive import wants_fix
+
+    assert wants_fix("How do I undo a hard reset?") and wants_fix("Why is my index not used?")
+    assert wants_fix("tmux change prefix key") and wants_fix("Is there a faster way to count rows?")
+    assert wants_fix("I worry about UPDATE without WHERE. Can the client refuse it?")
+    assert not wants_fix("What is S3 versioning?") and not wants_fix("In what format is the TTL stored?")
