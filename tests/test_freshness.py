@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+import uuid
 
 import pytest
 
@@ -180,7 +181,8 @@ def test_an_edit_is_indexed_without_loading_torch(tmp_path, embedding_cache):
     notes = write_corpus(tmp_path / "notes")
     env = cli_env(notes, tmp_path / "index", embedding_cache)
     assert subprocess.run([PYTHON, "-m", "assistant.cli", "index"], cwd=REPO, env=env, timeout=600).returncode == 0
-    (notes / "garden.md").write_text((notes / "garden.md").read_text() + f"- basil {tmp_path.name} likes heat\n")
+    # A text the persistent test cache has never seen, so something must really be embedded.
+    (notes / "garden.md").write_text((notes / "garden.md").read_text() + f"- basil {uuid.uuid4().hex} likes heat\n")
     script = ("import sys\nfrom assistant.cli.root import main\ntry:\n    main(['index', '--json'])\n"
               "except SystemExit as e:\n    assert e.code == 0, e.code\n"
               "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
