@@ -16,6 +16,7 @@ import errno
 import hashlib
 import json
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -123,10 +124,13 @@ def test_another_model_is_built_beside_the_live_one(live, corpus, make_settings,
     from assistant.settings import default_model_path
 
     old, _, old_ids = live
-    other_model = tmp_path / "other-minilm"
-    other_model.symlink_to(default_model_path())  # the same weights under another name: another model to us
+    # The same weights under another name: another model to us. A new name each session, so the
+    # persistent test embedding cache cannot already hold its vectors.
+    name = f"other-minilm-{uuid.uuid4().hex[:8]}"
+    other_model = tmp_path / name
+    other_model.symlink_to(default_model_path())
     new = Engine(make_settings(corpus, embedding_model=str(other_model)))
-    assert new.indexer.collection_name == f"notes-other-minilm-{new.settings.chunk_tokens}-0"
+    assert new.indexer.collection_name == f"notes-{name}-{new.settings.chunk_tokens}-0"
     report = new.index()
     assert report.added == len(old_ids) and report.embedded > 0  # other vectors, embedded by the other model
     assert set(visible_rows(old.indexer.collection())[1]) == old_ids
