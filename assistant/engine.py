@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.settings import Settings
 from ingest import chunk_note, read_notes
+from ingest.tags import TagScope, narrow as narrow_by_tags, tag_sources
 from vectorstore.client import make_client
 from vectorstore.datadir import prepare_data_dir
 from vectorstore.errors import CorruptIndexError
@@ -61,6 +62,7 @@ class Engine:
         self._query_vectors: dict[str, object] = {}  # insertion-ordered: oldest evicted first
         self._query_vectors_lock = threading.Lock()
         self.query_cache_stats = {"hits": 0, "misses": 0}  # /healthz shows them (the load test reads them)
+        self._tag_table: tuple[object, dict] = (None, {})  # (the snapshot it was read from, tag → sources)
 
     # -- components, built lazily and once -----------------------------------
     @property
@@ -333,8 +335,24 @@ class Engine:
             return None
 
     # -- search --------------------------------------------------------------
-    def search(self, query: str, k: int | None = None, mode: Mode = "hybrid", query_vector=None) -> list[SearchResult]:
-        """Top-k chunks for ``query`` (hybrid by default; ``mode`` "dense"/"bm25" for ablations)."""
+    def search(self, query: str, k: int | None = None, mode: Mode = "hybrid", query_vector=None,
+               sources: Container[str] | None = None) -> list[SearchResult]:
+        """Top-k chunks for ``query`` (hybrid by default; ``mode`` "dense"/"bm25" for ablations).
+
+        ``sources`` narrows the search to those notes (see ``narrow``).
+        """
         if query_vector is None and mode != "bm25" and query.strip():
             query_vector = self.embed_query(query)
-        return self.retriever.search(query, k or self.settings.top_k, mode, query_vector)
+        return self.retriever.search(query, k or self.settings.top_k, mode, query_vector, sources=sources)
+
+    def narrow(self, query: str) -> TagScope:
+        """``query`` without its ``#tag`` / ``tag:x`` filters, and the notes those tags narrow a search to.
+
+        The tag → notes table comes from the live index's chunk metadata, built once per index version.
+        """
+        snapshot = self.retriever.snapshot
+        seen, table = self._tag_table
+        if seen is not snapshot:  # the object, not its version: the keyword-only preview keeps one version
+            table = tag_sources(snapshot.metadatas)
+            self._tag_table = (snapshot, table)
+        return narrow_by_tags(query, table)

@@ -101,10 +101,13 @@ class Assistant:
         if backend != "extractive":
             llm = self.llm(backend, s)
         t = time.perf_counter()
-        condensed = condense(question, history)
+        scope = self.engine.narrow(question)  # "#tag" / "tag:x" narrow the search and leave the query text
+        if scope.notice:
+            notices.append(scope.notice)
+        condensed = condense(scope.query, history)
         if llm is not None and history:
             try:
-                condensed = llm.condense(question, history) or condensed
+                condensed = llm.condense(scope.query, history) or condensed
             except Exception as e:  # noqa: BLE001 - any backend failure degrades to the deterministic rewrite
                 # The answer call would hit the same endpoint: go offline for the whole turn.
                 notices.append(f"{backend} backend unavailable ({_reason(e)}); showing the offline extractive answer instead.")
@@ -115,7 +118,7 @@ class Assistant:
         t = time.perf_counter()
         engine = self.engine
         query_vector = engine.embed_query(condensed)
-        results = engine.search(condensed, top_k or s.top_k, query_vector=query_vector)
+        results = engine.search(condensed, top_k or s.top_k, query_vector=query_vector, sources=scope.sources)
         snapshot = engine.retriever.snapshot
         top_cosine = max((r.cosine for r in results if r.cosine is not None), default=0.0)
         if results and engine.retriever.keyword_only:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -147,6 +147,11 @@ def _vectors(collection, ids: tuple[str, ...], embed_texts: dict[str, str], prev
     except KeyError as e:
         raise LookupError(f"chunk {e.args[0]} disappeared while the snapshot was read") from None
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _only(ranking: list[tuple[str, float]], snapshot: Snapshot, sources: Container[str]) -> list[tuple[str, float]]:
+    """The entries of ``ranking`` whose chunk belongs to one of ``sources``, in order."""
+    return [(cid, score) for cid, score in ranking if snapshot.metadatas[snapshot.position[cid]]["source"] in sources]
 
 
 def heading_path_of(meta: dict) -> tuple[str, ...]:
@@ -318,15 +323,19 @@ class HybridRetriever:
         best = sorted(best, key=lambda i: (-scores[i], i))
         return [(snapshot.ids[i], float(scores[i])) for i in best]
 
-    def search(self, query: str, k: int = 8, mode: Mode = "hybrid", query_vector: np.ndarray | None = None) -> list[SearchResult]:
+    def search(self, query: str, k: int = 8, mode: Mode = "hybrid", query_vector: np.ndarray | None = None,
+               sources: Container[str] | None = None) -> list[SearchResult]:
         """Top ``k`` chunks for ``query``.
 
         ``query_vector`` may be passed when the caller already embedded the query.
+        ``sources`` (e.g. the notes with a tag) narrows the search to those notes before fusion.
         """
         snapshot = self.snapshot
         if not len(snapshot) or not query.strip():
             return []
         depth = max(self.candidates, k * 3)
+        if sources is not None:
+            depth = len(snapshot)  # rank every chunk, then keep the allowed ones: a filter must not starve a ranking
         dense: list[tuple[str, float]] = []
         if mode in ("hybrid", "dense"):
             if query_vector is None:
@@ -335,6 +344,8 @@ class HybridRetriever:
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "bm25"):
             lexical = [(snapshot.ids[i], s) for i, s in snapshot.bm25.top(query, depth)]
+        if sources is not None:
+            dense, lexical = _only(dense, snapshot, sources), _only(lexical, snapshot, sources)
 
         cosine = dict(dense)
         bm25 = dict(lexical)

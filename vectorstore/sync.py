@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest import Chunk, NoNotesError, chunk_note, read_notes
+from ingest.tags import format_tags
 from vectorstore.errors import CorruptIndexError, DamagedIndexError
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ def chunk_document(chunk: Chunk) -> "Document":
             "end_line": chunk.end_line,
             "content_hash": chunk.content_hash,
             "chunk_id": chunk.chunk_id,
+            # Only when there are tags: untagged chunks keep exactly the metadata they always had.
+            **({"tags": format_tags(chunk.tags)} if chunk.tags else {}),
         },
     )
 

@@ -66,10 +66,14 @@ def search(ctx, query, top_k, questions, mode, as_json):
         out = []
         for record in batch:
             q, _ = clean_question(record["question"], settings.max_question_chars)
-            out.append((record, engine.search(q, settings.top_k, mode) if q else []))
+            scope = engine.narrow(q) if q else None  # "#tag" / "tag:x" narrow the search to notes with the tag
+            results = engine.search(scope.query, settings.top_k, mode, sources=scope.sources) if scope else []
+            out.append((record, results, scope.notice if scope else None))
         return out
 
-    for record, results in run_guarded(run):
+    for record, results, notice in run_guarded(run):
+        if notice:
+            click.echo(f"notice: {notice}", err=True)
         if as_json:
             obj = {"query": record["question"], "results": [r.to_json() for r in results]}
             emit_json(obj if record["id"] is None else {"id": record["id"], **obj})
