@@ -95,8 +95,11 @@ def chat_tab(ctx: AppContext) -> None:
         try:
             if search_only:
                 with ctx.cpu_gate:
-                    results = ctx.engine.search(question, top_k)
-                chat[-1]["content"] = render.search_html(question, results)
+                    scope = ctx.engine.narrow(question)  # "#tag" / "tag:x" narrow the search, as in ask
+                    results = ctx.engine.search(scope.query, top_k, sources=scope.sources)
+                if scope.notice:
+                    gr.Info(scope.notice)
+                chat[-1]["content"] = render.search_html(question, results, ctx.link_href)
                 turns = [*turns, {"kind": "search", "question": question, "results": [r.to_json() for r in results]}]
             else:
                 per_request = llm_settings(backend, endpoint, model)
@@ -116,7 +119,7 @@ def chat_tab(ctx: AppContext) -> None:
                             last = time.monotonic()
                             chat[-1]["content"] = render.streaming_html(text)
                             yield "", chat, turns, gr.update()
-                chat[-1]["content"] = render.answer_html(answer)
+                chat[-1]["content"] = render.answer_html(answer, ctx.link_href)
                 turns = [*turns, {"kind": "answer", **answer.to_json(with_text=True)}]
         except Exception as e:  # noqa: BLE001 - the UI edge: a message in the chat, never a traceback
             hint = " Fix it under Settings." if isinstance(e, SettingsError) else ""

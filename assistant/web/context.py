@@ -14,6 +14,8 @@ from fastapi import HTTPException, Request
 from assistant.settings import Settings
 from assistant.web import render
 from assistant.web.access import basic_auth_ok, parse_auth
+from assistant.web.viewer import note_directory, wikilink_href
+from ingest.links import NoteDirectory, WikiLink
 
 __all__ = ["AppContext"]
 
@@ -36,6 +38,7 @@ class AppContext:
         self.cpu_gate = threading.BoundedSemaphore(os.cpu_count() or 2)  # for the Gradio handlers (threads)
         self.exports = tempfile.TemporaryDirectory(prefix="notes-assistant-exports-")
         self._sources: tuple[str | None, frozenset[str]] = (None, frozenset())
+        self._links: tuple[object, NoteDirectory | None] = (None, None)  # (snapshot, its notes' names/headings)
 
     def indexed_sources(self) -> frozenset[str]:
         """Sources in the live search snapshot: exactly what an answer can cite."""
@@ -45,6 +48,20 @@ class AppContext:
             sources = frozenset(m["source"] for m in snapshot.metadatas)
             self._sources = (snapshot.version, sources)
         return sources
+
+    def link_href(self, link: WikiLink, current: str | None = None) -> str | None:
+        """The viewer URL of a ``[[wikilink]]`` (``current``: the note it is written in), None if unresolved.
+
+        Resolved against the indexed notes only; the directory is read once per index
+        version, and only when a link is first shown.
+        """
+        snapshot = self.engine.retriever.snapshot
+        seen, directory = self._links
+        if seen is not snapshot or directory is None:
+            directory = note_directory(self.settings.notes_path, self.indexed_sources())
+            self._links = (snapshot, directory)
+        target = directory.resolve(link, current)
+        return wikilink_href(target) if target else None
 
     @property
     def model_label(self) -> str:

@@ -11,18 +11,59 @@ The answer HTML uses ``na-*`` classes; ``ANSWER_CSS`` styles them.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from assistant.answer import Answer, Citation, viewer_link
 from assistant.citations import CITATION_MARKER
 from assistant.web.sanitize import sanitize_html
+from ingest.links import WIKILINK, WikiLink
+
+LinkResolver = Callable[[WikiLink], "str | None"]  # a [[wikilink]] → the viewer URL of its note, or None
 
 __all__ = [
     "ANSWER_CSS", "render_markdown", "answer_html", "streaming_html",
     "question_html", "search_html", "error_html", "worst_html", "index_status_html", "header_html",
     "index_report_html", "indexing_banner_html", "report_html",
 ]
+
+def _link_wikilinks(state) -> None:
+    """markdown-it core rule: ``[[note#heading|label]]`` in text becomes a viewer link, or plain text.
+
+    Only with a resolver in ``env["wikilinks"]`` (else the text stays as written). A link
+    that names no indexed note shows its label as text: never a link that goes nowhere.
+    """
+    resolve: LinkResolver | None = state.env.get("wikilinks")
+    if resolve is None:
+        return
+    from markdown_it.token import Token
+
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        out, depth = [], 0
+        for tok in block.children:
+            depth += tok.type == "link_open"
+            depth -= tok.type == "link_close"
+            if tok.type != "text" or depth or "[[" not in tok.content:
+                out.append(tok)
+                continue
+            last = 0
+            for match in WIKILINK.finditer(tok.content):
+                link = WikiLink.parse(match.group(1))
+                href = resolve(link)
+                if match.start() > last:
+                    out.append(Token("text", "", 0, content=tok.content[last : match.start()]))
+                if href is not None:
+                    out.append(Token("link_open", "a", 1, attrs={"href": href, "title": link.target or link.text}))
+                out.append(Token("text", "", 0, content=link.text))
+                if href is not None:
+                    out.append(Token("link_close", "a", -1))
+                last = match.end()
+            if last < len(tok.content):
+                out.append(Token("text", "", 0, content=tok.content[last:]))
+        block.children = out
+
 
 def _link_citations(state) -> None:
     """markdown-it core rule: ``[n]`` in text becomes a link to the cited lines (not inside links or code)."""
@@ -71,18 +112,23 @@ def _markdown():
 
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
+    md.core.ruler.push("na_wikilinks", _link_wikilinks)
     md.core.ruler.push("na_citations", _link_citations)
     md.add_render_rule("image", _image_as_text)
     return md
 
 
-def render_markdown(text: str, citations: Iterable[Citation] = ()) -> str:
+def render_markdown(text: str, citations: Iterable[Citation] = (), links: LinkResolver | None = None) -> str:
     """Markdown → sanitized HTML; ``[n]`` markers that match a citation link to the viewer.
+
+    With ``links``, ``[[wikilinks]]`` open their note in the viewer (plain text when unresolved).
 
     >>> render_markdown("**hi** <b>x</b>")
     '<p><strong>hi</strong> &lt;b&gt;x&lt;/b&gt;</p>\\n'
+    >>> render_markdown("see [[k8s#Pods]] and [[nope|that]]", links=lambda l: "/notes/k.md" if l.target == "k8s" else None)
+    '<p>see <a href="/notes/k.md" title="k8s" target="_blank" rel="noopener noreferrer">k8s &gt; Pods</a> and that</p>\\n'
     """
-    env = {"citations": {c.n: c for c in citations}}
+    env = {"citations": {c.n: c for c in citations}, "wikilinks": links}
     return sanitize_html(_markdown().render(text or "", env))
 
 
@@ -105,21 +151,24 @@ def error_html(message: str) -> str:
     return sanitize_html(f'<div class="na-answer"><div class="na-error">{_esc(message)}</div></div>')
 
 
-def _sources_html(citations: Sequence[Citation]) -> str:
+def _sources_html(citations: Sequence[Citation], links: LinkResolver | None = None) -> str:
     items = []
     for c in citations:
         href = _esc(viewer_link(c.source, c.start_line, c.end_line))
         items.append(
             f'<li><a class="na-src" href="{href}">[{c.n}]</a> <span class="na-path">{_esc(c.heading)}</span> '
             f'<span class="na-loc">{_esc(c.location)}</span>'
-            f'<div class="na-quote">{render_markdown(c.text)}</div></li>'
+            f'<div class="na-quote">{render_markdown(c.text, links=links)}</div></li>'
         )
     summary = f"<summary>Sources ({len(citations)})</summary>"
     return f'<details class="na-sources">{summary}<ol>{"".join(items)}</ol></details>'
 
 
-def answer_html(answer: Answer) -> str:
-    """The full reply bubble: notices, the searched-for query, the answer with linked markers, sources."""
+def answer_html(answer: Answer, links: LinkResolver | None = None) -> str:
+    """The full reply bubble: notices, the searched-for query, the answer with linked markers, sources.
+
+    ``links`` resolves ``[[wikilinks]]`` in the answer and its sources to viewer URLs.
+    """
     parts = ['<div class="na-answer">']
     if answer.abstained:
         parts.append('<div class="na-note">Not found in your notes — nothing matched well enough to answer. '
@@ -128,9 +177,9 @@ def answer_html(answer: Answer) -> str:
         parts.append(f'<div class="na-warn">{_esc(notice)}</div>')
     if answer.condensed_query and answer.condensed_query != answer.question:
         parts.append(f'<div class="na-searched">Searched for: <em>{_esc(answer.condensed_query)}</em></div>')
-    parts.append(f'<div class="na-body">{render_markdown(answer.answer, answer.citations)}</div>')
+    parts.append(f'<div class="na-body">{render_markdown(answer.answer, answer.citations, links)}</div>')
     if answer.citations:
-        parts.append(_sources_html(answer.citations))
+        parts.append(_sources_html(answer.citations, links))
     total = answer.timings_ms.get("total")
     timing = f" · {total:.0f} ms" if total is not None else ""
     parts.append(f'<div class="na-foot"><span class="na-muted">{_esc(answer.backend)}{timing}</span> '
@@ -139,7 +188,7 @@ def answer_html(answer: Answer) -> str:
     return sanitize_html("".join(parts))
 
 
-def search_html(query: str, results: Sequence) -> str:
+def search_html(query: str, results: Sequence, links: LinkResolver | None = None) -> str:
     """Search-only mode: ranked sections with heading path and ``source:start-end`` links."""
     if not results:
         return sanitize_html('<div class="na-answer"><div class="na-note">No matching sections.</div></div>')
@@ -152,7 +201,7 @@ def search_html(query: str, results: Sequence) -> str:
             f'<li><div class="na-hit"><a class="na-src" href="{href}">{_esc(heading)}</a> '
             f'<span class="na-loc">{_esc(r.source)}:{r.start_line}-{r.end_line}</span> '
             f'<span class="na-score">{_esc(f"{r.score:.4f}")}</span></div>'
-            f'<div class="na-quote">{render_markdown(snippet)}</div></li>'
+            f'<div class="na-quote">{render_markdown(snippet, links=links)}</div></li>'
         )
     return sanitize_html(
         f'<div class="na-answer na-search"><div class="na-searched">Search only — top {len(results)} sections for '

@@ -64,7 +64,8 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         if found is None:
             raise HTTPException(404, "no such note in the index")
         nonce = secrets.token_urlsafe(16)
-        return HTMLResponse(note_page(source, found.text, parse_line_range(lines), nonce), headers={
+        page = note_page(source, found.text, parse_line_range(lines), nonce, lambda link: ctx.link_href(link, source))
+        return HTMLResponse(page, headers={
             "Content-Security-Policy": content_security_policy(nonce), "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
         })

@@ -6,20 +6,27 @@ anchor (``#L120``), the cited range is highlighted and scrolled into view, and
 the heading path of the range's first line is shown as a breadcrumb.
 
 ``resolve_note`` is the gate: only sources that are in the index *and* resolve
-to a regular file inside the notes root are served.
+to a regular file inside the notes root are served. ``[[wikilinks]]`` resolve
+only against those notes (``note_directory``), so a link can never name a path.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Container
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
-from ingest import notes_root, parse_sections, read_note
+from ingest import code_line_ranges, notes_root, parse_sections, read_note
+from ingest.links import WIKILINK, LinkTarget, NoteDirectory, WikiLink
 from ingest.reader import NoteFile
+from ingest.sections import note_body
 
-__all__ = ["parse_line_range", "resolve_note", "read_indexed_note", "note_page", "content_security_policy"]
+__all__ = [
+    "parse_line_range", "resolve_note", "read_indexed_note", "note_page", "content_security_policy",
+    "note_directory", "wikilink_href",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +86,38 @@ def read_indexed_note(notes_path: Path, source: str, indexed_sources: Container[
     return note if isinstance(note, NoteFile) else None
 
 
+def note_directory(notes_path: Path, indexed_sources: Iterable[str]) -> NoteDirectory:
+    """The names and headings of the servable indexed notes, for resolving ``[[wikilinks]]``."""
+    notes = ((source, read_indexed_note(notes_path, source, {source})) for source in sorted(indexed_sources))
+    return NoteDirectory((source, note.text) for source, note in notes if note is not None)
+
+
+def wikilink_href(target: LinkTarget) -> str:
+    """The viewer URL of a resolved link: the heading's lines when it named one, else the note.
+
+    >>> wikilink_href(LinkTarget("a b.md", 3, 9)), wikilink_href(LinkTarget("a b.md"))
+    ('/notes/a%20b.md?lines=3-9#L3', '/notes/a%20b.md')
+    """
+    if target.start_line is None or target.end_line is None:
+        return f"/notes/{quote(target.source)}"
+    return f"/notes/{quote(target.source)}?lines={target.start_line}-{target.end_line}#L{target.start_line}"
+
+
+def _line_html(line: str, links: Callable[[WikiLink], str | None] | None) -> str:
+    """One raw line, escaped; ``[[wikilinks]]`` that resolve become links (their text unchanged)."""
+    if links is None or "[[" not in line:
+        return html.escape(line)
+    out, last = [], 0
+    for match in WIKILINK.finditer(line):
+        href = links(WikiLink.parse(match.group(1)))
+        if href is None:
+            continue
+        out += [html.escape(line[last : match.start()]),
+                f'<a href="{html.escape(href)}">{html.escape(match.group(0))}</a>']
+        last = match.end()
+    return "".join(out) + html.escape(line[last:])
+
+
 def content_security_policy(nonce: str) -> str:
     """The viewer's CSP: nothing loads or runs except our own nonce'd style and script."""
     return (
@@ -87,10 +126,12 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
-def note_page(source: str, text: str, line_range: tuple[int, int] | None, nonce: str) -> str:
+def note_page(source: str, text: str, line_range: tuple[int, int] | None, nonce: str,
+              links: Callable[[WikiLink], str | None] | None = None) -> str:
     """The viewer page for ``text`` with ``line_range`` (1-based, inclusive) highlighted.
 
     The range is clamped to the note; ``nonce`` must match ``content_security_policy``.
+    ``links`` resolves ``[[wikilinks]]`` outside code to viewer URLs (unresolved ones stay text).
     """
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -100,6 +141,7 @@ def note_page(source: str, text: str, line_range: tuple[int, int] | None, nonce:
     heading_lines = {
         line for s in sections for line in range(s.start_line, s.start_line + s.heading_line_count)
     }
+    code_lines = {n for a, b in code_line_ranges(note_body(text, source)) for n in range(a, b + 1)} if links else set()
     start = end = 0
     if line_range and count:
         start, end = min(line_range[0], count), min(line_range[1], count)
@@ -118,7 +160,7 @@ def note_page(source: str, text: str, line_range: tuple[int, int] | None, nonce:
             classes.append("h")
         rows.append(
             f'<div class="{" ".join(classes)}" id="L{number}"><a class="num" href="#L{number}">{number}</a>'
-            f'<span class="tx">{html.escape(line)}</span></div>'
+            f'<span class="tx">{_line_html(line, None if number in code_lines else links)}</span></div>'
         )
     scroll = ""
     if start:
