@@ -92,7 +92,7 @@ def test_an_h1_stays_the_root_and_carries_the_title_aliases_and_tags(vault):
     root = "Sourdough (Sourdough Bread, bread, levain loaf) #cooking #baking/bread"
     assert heading_paths == [(root, "Starter"), (root, "Bake")]
     assert [c.heading_path for c in chunks_of(vault, "tools/Docker.md")] == [
-        ("Docker (container engine) #devops", "Images"), ("Docker (container engine) #devops", "Volumes"),
+        ("Docker (Moby, container engine) #devops", "Images"), ("Docker (Moby, container engine) #devops", "Volumes"),
     ]
 
 
