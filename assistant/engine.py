@@ -96,8 +96,8 @@ class Engine:
     def sync(self) -> NotesSync:
         if self._sync is None:
             s = self.settings
-            # Indexing puts the answer units in the embedding cache too (before writing
-            # anything), so answering embeds only the query.
+            # After each commit the answer units go into the embedding cache too, so
+            # answering embeds only the query.
             from assistant.answerers.extractive import unit_texts_of as unit_texts
 
             self._sync = NotesSync(self.indexer, s.notes_path, s.chunk_tokens, s.chunk_overlap, unit_texts)
@@ -206,15 +206,21 @@ class Engine:
         *,
         lock_timeout: float | None = None,
         notify: Callable[[str], None] | None = None,
+        units_progress: Callable[[int, int], None] | None = None,
     ) -> IndexReport:
         """Bring the index up to date with the notes; only changed sources are re-chunked.
+
+        Two phases: the chunks are embedded and committed (search is then complete, dense
+        and BM25), then the answer units of the new chunks are embedded into the cache
+        (deferred work, timed in ``report.units_seconds``; it needs no index lock).
 
         Crash-safe: an error or a kill at any point leaves searches answered from the
         previous index, and the next run completes the job (see ``vectorstore.indexer``).
 
         Args:
             rebuild: drop the collection and records first (vectors still come from the cache).
-            progress: optional callable(done, total) over the texts embedded.
+            progress: optional callable(done, total) over the chunk texts embedded.
+            units_progress: the same for the answer units, after the commit.
             lock_timeout: seconds to wait while another process indexes; None = as long as it
                 takes, 0 = fail at once.
             notify: told (once) who holds the index lock when we have to wait for it.
@@ -223,14 +229,29 @@ class Engine:
             NotesNotFoundError / NoNotesError: nothing to index.
             IndexBusyError: another process still indexes after ``lock_timeout``.
         """
-        return self._locked_write(lambda: self.sync.run(rebuild, progress), lock_timeout, notify)
+        report = self._locked_write(lambda: self.sync.run(rebuild, progress), lock_timeout, notify)
+        return self._warm_units(report, report.fresh_documents if not rebuild else None, units_progress)
 
     def repair(self, progress: Callable[[int, int], None] | None = None, *, lock_timeout: float | None = None,
                notify: Callable[[str], None] | None = None) -> IndexReport:
         """Fix whatever ``check`` finds: roll back interrupted writes, realign the record manager
         with Chroma, then re-derive every source from disk with full cleanup (nothing re-embedded
         that is in the cache)."""
-        return self._locked_write(lambda: self.sync.run(False, progress, repair=True), lock_timeout, notify)
+        report = self._locked_write(lambda: self.sync.run(False, progress, repair=True), lock_timeout, notify)
+        return self._warm_units(report, None, None)  # a repair checks every unit
+
+    def _warm_units(self, report: "IndexReport", documents, progress) -> "IndexReport":
+        """The deferred phase: answer units into the cache. A failure here loses nothing (answers
+        embed a missing unit when they need it) and is logged, not raised."""
+        if documents is not None and not documents:
+            return report
+        try:
+            report.units_embedded, report.units_seconds = self.sync.warm_units(documents, progress)
+            if report.units_embedded and self._retriever is not None:
+                self._retriever.refresh(force=True)  # what is built from unit vectors sees them now
+        except Exception as e:  # noqa: BLE001 - the index is committed and complete; units are a cache
+            logger.warning("embedding answer units failed (answers will embed them when needed): %s", e)
+        return report
 
     def check(self, *, lock_timeout: float | None = None,
               notify: Callable[[str], None] | None = None) -> "ConsistencyReport":
@@ -300,7 +321,8 @@ class Engine:
         except CorruptIndexError:
             return False
 
-    def ensure_index(self, notify: Callable[[str], None] | None = None, progress=None) -> IndexReport | None:
+    def ensure_index(self, notify: Callable[[str], None] | None = None, progress=None,
+                     units_progress=None) -> IndexReport | None:
         """Build the index if missing, update it if stale; ``notify`` hears why. None when fresh.
 
         Never blocks a query behind another indexer when an index exists: searches are
@@ -328,7 +350,8 @@ class Engine:
                 notify(f"waiting for another indexer to finish ({holder})…")
 
         try:
-            return self.index(progress=progress, lock_timeout=0 if status.indexed else None, notify=waiting)
+            return self.index(progress=progress, lock_timeout=0 if status.indexed else None, notify=waiting,
+                              units_progress=units_progress)
         except IndexBusyError:
             if notify:
                 notify("another process is updating the index; answering from the current index")

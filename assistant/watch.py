@@ -276,7 +276,7 @@ class NotesWatcher:
 
         try:
             # A short lock timeout keeps stop() responsive while another indexer runs.
-            report = self.engine.index(lock_timeout=1.0, progress=self._count)
+            report = self.engine.index(lock_timeout=1.0, progress=self._count, units_progress=self._count)
         except IndexBusyError:
             logger.debug("index locked by another process; retrying")
             self._mark(self.debounce)

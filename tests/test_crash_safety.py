@@ -215,7 +215,7 @@ def assert_answers_as_before(engine: Engine, settings, embedder, ids_before: set
 def test_an_embedder_failing_half_way_changes_nothing_and_the_next_run_completes(small_index, embedder):
     engine, settings, notes = small_index
     ids_before = set(expected_chunks(notes))
-    (notes / "journal.md").write_text(many_new_sections(120))
+    (notes / "journal.md").write_text(many_new_sections(200))  # 200 chunks: more than one batch of 128
     failing = FailingEmbedder(embedder, budget=128)
     with pytest.raises(RuntimeError, match="embedder crashed"):
         Engine(settings, embedder=failing).index()
@@ -226,10 +226,10 @@ def test_an_embedder_failing_half_way_changes_nothing_and_the_next_run_completes
 
     fixed = Engine(settings, embedder=embedder)
     new_documents = [d for d in journal_documents(fixed, notes)]
-    needed = len(new_documents) + len(unit_texts_of(new_documents))  # texts a first full attempt embeds
     report = fixed.index()
     assert report.added == len(new_documents) and report.deleted == 0
-    assert 0 < report.embedded <= needed - 128  # the rest, not the 128 the failed run cached
+    assert 0 < report.embedded <= len(new_documents) - 128  # the rest, not the 128 chunks the failed run cached
+    assert report.units_embedded == len(set(unit_texts_of(new_documents)))  # then, after the commit, their units
     assert fixed.search("heron number 21 caught a fish", 3)[0].source == "journal.md"
     assert fixed.check().ok
 
@@ -300,7 +300,8 @@ def test_a_torn_embedding_cache_file_is_embedded_again(small_index, embedder):
         path.write_bytes(data[: len(data) // 2])
     report = Engine(settings, embedder=embedder).index(rebuild=True)
     assert report.added == len(expected_chunks(notes))
-    assert report.embedded >= len(cache_files)  # every torn vector re-embedded, none decoded as garbage
+    # Every torn vector re-embedded (chunks, then their answer units), none decoded as garbage.
+    assert report.embedded + report.units_embedded >= len(cache_files)
     assert engine.search("sourdough starter feeding", 1)[0].source == "kitchen.md"
     assert not [p for p in Path(settings.cache_dir).rglob(".tmp-*")]  # no temp files left behind
 

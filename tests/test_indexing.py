@@ -44,7 +44,8 @@ def test_editing_one_bullet_re_embeds_only_that_chunk(indexed):
     report = engine.index()
     assert (report.added, report.deleted) == (1, 1)
     assert report.skipped == BUNDLED_CHUNKS - 1
-    assert report.embedded == 2  # the edited chunk, and the one answer unit inside it that changed
+    assert report.embedded == 1  # the edited chunk…
+    assert report.units_embedded == 1  # …then, after the commit, the one answer unit inside it that changed
     assert engine.indexer.count() == BUNDLED_CHUNKS
     results = engine.search(f"999 zebra{marker} ENIs per region lambda", 3)
     assert any(r.heading_path[-1] == "Inside VPC" and f"999 zebra{marker}" in r.text for r in results)

@@ -54,7 +54,8 @@ INDEX_BATCH = 1000  # documents per langchain index() batch
 
 @dataclass
 class IndexReport:
-    """What one indexing run did. ``embedded`` counts texts that missed the embedding cache."""
+    """What one indexing run did. ``embedded`` counts chunk texts that missed the embedding cache;
+    ``units_embedded``/``units_seconds`` the answer units embedded after the commit (deferred work)."""
 
     added: int = 0
     updated: int = 0
@@ -69,6 +70,10 @@ class IndexReport:
     skipped_files: list[str] = field(default_factory=list)
     generation: int = 0
     recovered: bool = False
+    units_embedded: int = 0
+    units_seconds: float = 0.0
+    # The chunk documents this run embedded (new to the index): their answer units come next.
+    fresh_documents: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def changed(self) -> bool:
@@ -77,11 +82,14 @@ class IndexReport:
     def summary(self) -> str:
         return (
             f"added={self.added} updated={self.updated} deleted={self.deleted} skipped={self.skipped} "
-            f"embedded={self.embedded} chunks={self.chunks} sources={self.sources} time={self.seconds:.2f}s"
+            f"embedded={self.embedded} chunks={self.chunks} sources={self.sources} time={self.seconds:.2f}s "
+            f"units_embedded={self.units_embedded} units_time={self.units_seconds:.2f}s"
         )
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["fresh_documents"]
+        return out
 
 
 def chunk_key(document: "Document") -> str:
@@ -244,7 +252,6 @@ class Indexer:
         documents: list["Document"],
         cleanup: str,
         progress: Callable[[int, int], None] | None = None,
-        extra_texts: Callable[[list["Document"]], list[str]] | None = None,
         before_write: Callable[[], None] | None = None,
     ) -> IndexReport:
         """Index ``documents`` (all chunks of the sources they belong to) with langchain's ``index()``.
@@ -253,9 +260,7 @@ class Indexer:
             documents: chunk documents; metadata must hold ``source`` and ``chunk_id``.
             cleanup: ``"incremental"`` retires stale chunks of the given sources only;
                 ``"full"`` retires every chunk not in ``documents``.
-            progress: optional callable(done, total) over the texts looked up in the cache.
-            extra_texts: given the chunks that are new to the index, more texts to put in the
-                embedding cache before anything is written (the answer units).
+            progress: optional callable(done, total) over the chunk texts embedded.
             before_write: called once, after embedding and before the first write (the journal).
 
         Raises:
@@ -273,7 +278,7 @@ class Indexer:
         fresh = [d for d, exists in zip(documents, known) if not exists]
 
         # 1. Embed first: everything this run needs lands in the cache before any write.
-        texts = [embed_text_of(d) for d in fresh] + (extra_texts(fresh) if extra_texts and fresh else [])
+        texts = [embed_text_of(d) for d in fresh]
         cached, counter = self.cached_embedder()
         logger.debug("embedding phase texts=%d (new chunks=%d)", len(texts), len(fresh))
         if progress and texts:
@@ -310,7 +315,7 @@ class Indexer:
         return IndexReport(
             added=result["num_added"], updated=result["num_updated"], deleted=result["num_deleted"],
             skipped=result["num_skipped"], embedded=counter.embedded, seconds=time.perf_counter() - started,
-            generation=generation if (store.staged or store.retired) else generation - 1,
+            generation=generation if (store.staged or store.retired) else generation - 1, fresh_documents=fresh,
         )
 
     def _undo_after_failure(self) -> None:

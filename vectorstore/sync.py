@@ -117,17 +117,17 @@ class NotesSync:
         indexer: owns the collection, record manager, cache, manifest and lock.
         notes_path: a markdown file or a folder of notes.
         chunk_tokens / chunk_overlap: the chunker's budget (part of the manifest's settings).
-        extra_texts: given the chunk documents new to the index, more texts to embed up
-            front (the answer units), or None.
+        unit_texts: given chunk documents, the texts of their answer units (what the
+            extractive answerer embeds), put in the cache by ``warm_units`` after a commit.
     """
 
     def __init__(self, indexer: "Indexer", notes_path: Path, chunk_tokens: int, chunk_overlap: int,
-                 extra_texts: Callable[[list["Document"]], list[str]] | None = None) -> None:
+                 unit_texts: Callable[[list["Document"]], list[str]] | None = None) -> None:
         self.indexer = indexer
         self.notes_path = Path(notes_path)
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
-        self.extra_texts = extra_texts
+        self.unit_texts = unit_texts
 
     @property
     def collection_name(self) -> str:
@@ -206,6 +206,39 @@ class NotesSync:
             interrupted_sources=sorted(manifest.get("pending", [])),
             damage=damage,
         )
+
+    def warm_units(self, documents: list["Document"] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[int, float]:
+        """Put the answer units of ``documents`` (default: every committed chunk) in the embedding cache.
+
+        Deferred work: it runs after the chunks are committed, so search is complete (dense
+        and BM25) while the units are embedded; an answer that needs a unit not cached yet
+        embeds it then. Cheap when all are cached (one cache lookup per unit). Needs no
+        index lock: it writes only the cache (atomic files). Returns ``(embedded, seconds)``.
+        """
+        from langchain_core.documents import Document
+
+        from vectorstore.batches import batched
+        from vectorstore.embedding_cache import cached_vectors
+        from vectorstore.generations import visible_rows
+
+        started = time.perf_counter()
+        if self.unit_texts is None:
+            return 0, 0.0
+        if documents is None:
+            _, rows, texts = visible_rows(self.indexer.collection(), include_documents=True)
+            documents = [Document(page_content=texts[i], metadata=meta) for i, meta in rows.items()]
+        wanted = list(dict.fromkeys(self.unit_texts(documents)))
+        lookup = cached_vectors(self.indexer.cache_dir, self.indexer.model_name)
+        missing = [text for text, vector in zip(wanted, lookup(wanted)) if vector is None]
+        cached, counter = self.indexer.cached_embedder()
+        if progress and missing:
+            progress(0, len(missing))
+        for done, batch in enumerate(batched(missing, 128)):
+            cached.embed_documents(list(batch))
+            if progress:
+                progress(min(len(missing), (done + 1) * 128), len(missing))
+        return counter.embedded, time.perf_counter() - started
 
     def check(self) -> "ConsistencyReport":
         """Compare record manager, Chroma and the files on disk (call with the index lock held)."""
@@ -292,7 +325,8 @@ class NotesSync:
             def journal() -> None:
                 indexer.write_manifest({**manifest, "pending": pending})
 
-            run = indexer.sync(documents, plan.cleanup, progress, extra_texts=self.extra_texts, before_write=journal)
+            run = indexer.sync(documents, plan.cleanup, progress, before_write=journal)
+            report.fresh_documents = run.fresh_documents
             report.added, report.updated, report.deleted = run.added, run.updated, run.deleted
             report.skipped, report.embedded, report.generation = run.skipped, run.embedded, run.generation
             report.changed_sources, report.removed_sources = plan.changed, plan.removed

@@ -62,9 +62,9 @@ def index(ctx, rebuild, as_json, watch, debounce, check, repair, no_wait):
                 click.echo(line)
         ctx.exit(0 if result.ok else 1)
 
-    with progress_bar("indexing", "text") as update:
-        report = index_guarded(
-            lambda: engine.index(rebuild=rebuild, progress=update, lock_timeout=lock_timeout, notify=waiting), settings)
+    with progress_bar("indexing chunks", "text") as update, progress_bar("embedding answer units", "text") as units:
+        report = index_guarded(lambda: engine.index(rebuild=rebuild, progress=update, lock_timeout=lock_timeout,
+                                                    notify=waiting, units_progress=units), settings)
     for source in report.skipped_files:
         click.echo(f"warning: skipped {source} (see the log line above for why)", err=True)
     if as_json:

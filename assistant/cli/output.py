@@ -128,8 +128,9 @@ def ensure_index(engine: "Engine") -> None:
 
     check_model_path(engine.settings.model_path)
     raise_if_damaged(engine.sync.damage())
-    with progress_bar("indexing", "text") as update:
-        report = engine.ensure_index(notify=lambda msg: click.echo(msg, err=True), progress=update)
+    with progress_bar("indexing chunks", "text") as update, progress_bar("embedding answer units", "text") as units:
+        report = engine.ensure_index(notify=lambda msg: click.echo(msg, err=True), progress=update,
+                                     units_progress=units)
     if report is not None:
         click.echo(f"index updated: {report.summary()}", err=True)
 
@@ -155,6 +156,8 @@ def describe_report(report) -> str:
         f"added {report.added}, updated {report.updated}, deleted {report.deleted}, skipped {report.skipped} "
         f"({report.embedded} embedded; {report.chunks} chunks from {report.sources} notes) in {report.seconds:.2f}s"
     )
+    if report.units_embedded:
+        line += f"; then {report.units_embedded} answer units embedded in {report.units_seconds:.2f}s"
     if report.recovered:
         line += " [completed an interrupted run]"
     return line
