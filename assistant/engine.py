@@ -36,6 +36,15 @@ logger = logging.getLogger(__name__)
 QUERY_VECTOR_CACHE = 512  # recent query vectors remembered (a follow-up re-asks the same condensed query)
 
 
+def _chunk_unit_texts(text: str, metadata: dict) -> list[str]:
+    """The embed texts of one chunk's answer units: the formula indexing cached them under."""
+    from types import SimpleNamespace
+
+    from assistant.answerers.extractive import unit_texts_of
+
+    return unit_texts_of([SimpleNamespace(page_content=text, metadata=metadata)])
+
+
 class Engine:
     """Index and search one notes collection as configured by ``settings``.
 
@@ -113,6 +122,9 @@ class Engine:
                 self.client, self.indexer.collection_name, self.query_encoder,
                 dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k, mmr=s.mmr,
                 cached_vectors=cached_vectors(s.cache_dir, self.model_name),
+                # Multi-vector matching: the answer units indexing cached (README "Rank-1 precision").
+                unit_texts=_chunk_unit_texts if s.unit_matching else None,
+                unit_bundles=s.cache_dir / "unit-bundles", namespace=self.model_name,
             )
         return self._retriever
 

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     bm25_weight: float = Field(0.5, ge=0, description="Weight of the BM25 ranking in reciprocal-rank fusion.")
     rrf_k: int = Field(10, ge=1, description="The k constant of reciprocal-rank fusion.")
     mmr: bool = Field(True, description="Drop results whose lines overlap a better-ranked result.")
+    unit_matching: bool = Field(True, description="Dense score of a chunk = the better of its own cosine and its best "
+                                                  "answer unit's (multi-vector matching).")
     chroma_host: str = Field("", description="Chroma server host; empty = embedded Chroma in data_dir.")
     chroma_port: int = Field(8000, ge=1, le=65535, description="Chroma server port.")
     backend: Backend = Field("extractive", description="Answerer.")

@@ -19,6 +19,25 @@ def _hit_at(engine, records, k: int, mode: str) -> float:
     return hits / len(records)
 
 
+def _chunk_vectors_only(engine):
+    """The engine's retriever over the same index without multi-vector matching (the control)."""
+    from vectorstore.retriever import HybridRetriever
+
+    s = engine.settings
+    return HybridRetriever(engine.client, engine.retriever.collection_name, engine.query_encoder,
+                           dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k, mmr=s.mmr,
+                           cached_vectors=engine.retriever.cached_vectors)
+
+
+def _hit_at_1(search, records) -> float:
+    hits = 0
+    for record in records:
+        first, last = record["gold_lines"]
+        top = search(record["question"])[0]
+        hits += top.start_line <= last and first <= top.end_line
+    return hits / len(records)
+
+
 def test_golden_set_has_enough_paraphrased_questions(golden):
     records = _answerable(golden)
     assert len(records) >= 30
@@ -52,3 +71,21 @@ def test_mmr_never_returns_overlapping_spans(bundled_engine):
     for i, (s1, a1, b1) in enumerate(spans):
         for s2, a2, b2 in spans[i + 1 :]:
             assert not (s1 == s2 and a1 <= b2 and a2 <= b1)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+def test_unit_matching_lifts_rank_1_on_the_golden_set(bundled_engine, golden, mode):
+    # Measured 2026-11-30 on the 207 single-turn answerable questions: hybrid hit@1 0.807 → 0.841
+    # with multi-vector matching, dense 0.778 → 0.845. README "Rank-1 precision".
+    records = _answerable(golden)
+    control = _chunk_vectors_only(bundled_engine)
+
+    def with_units(question):
+        return bundled_engine.search(question, 1, mode)
+
+    def without(question):
+        return control.search(question, 1, mode, bundled_engine.embed_query(question))
+
+    lifted, control_hit = _hit_at_1(with_units, records), _hit_at_1(without, records)
+    assert lifted >= control_hit + 0.03
+    assert lifted >= 0.83

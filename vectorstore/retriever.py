@@ -1,5 +1,8 @@
 """Hybrid retrieval: Chroma (dense, cosine) + BM25, fused by weighted reciprocal rank.
 
+The dense side is multi-vector: a chunk scores the better of its own cosine and its
+best answer unit's cosine (``vectorstore.units``), when the unit vectors are given.
+
 The BM25 side is built from what is in Chroma, so a Chroma server stays the single
 source of truth. It lives in an immutable ``Snapshot`` that is rebuilt once per
 index version and swapped in with one assignment: a query never sees a
@@ -12,7 +15,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -21,6 +25,7 @@ from vectorstore.bm25 import Bm25Index
 from vectorstore.generations import INDEX_VERSION_KEY, committed_generation, visible
 from vectorstore.text import embed_text
 from vectorstore.client import COLLECTION_CONFIGURATION
+from vectorstore.units import UnitTexts, UnitVectors, load_unit_vectors
 
 __all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode"]
 
@@ -28,16 +33,22 @@ logger = logging.getLogger(__name__)
 
 VectorLookup = Callable[[list[str]], list]  # embed texts → cached vectors (None where not cached)
 Mode = Literal["hybrid", "dense", "bm25"]
+UNITS_RETRY_SECONDS = 0.5  # first wait before asking the cache again for units a snapshot lacked
+UNITS_RETRY_MAX_SECONDS = 60.0
 SCORE_KINDS = {
     "hybrid": "rrf (weighted reciprocal-rank fusion; higher is better)",
-    "dense": "cosine similarity (higher is closer)",
+    "dense": "cosine similarity of the chunk or its best answer unit (higher is closer)",
     "bm25": "bm25 (higher is better)",
 }
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One ranked chunk. ``score`` is described by ``score_kind``; ``cosine``/``bm25`` are the raw signals."""
+    """One ranked chunk. ``score`` is described by ``score_kind``.
+
+    ``cosine`` (the chunk's own cosine similarity) and ``bm25`` are the raw signals, set
+    when the chunk was among the candidates of that side; abstention reads them.
+    """
 
     rank: int
     chunk_id: str
@@ -78,15 +89,19 @@ class Snapshot:
     bm25: Bm25Index
     position: dict[str, int] = field(repr=False)
     vectors: np.ndarray | None = field(default=None, repr=False)  # row i: normalised embedding of ids[i]
+    units: UnitVectors | None = field(default=None, repr=False)  # answer-unit vectors per chunk (multi-vector)
 
     @classmethod
     def from_collection(cls, collection, version: str, previous: "Snapshot | None" = None,
-                        cached_vectors: VectorLookup | None = None) -> "Snapshot":
+                        cached_vectors: VectorLookup | None = None, unit_texts: UnitTexts | None = None,
+                        unit_bundles: Path | None = None, namespace: str = "") -> "Snapshot":
         """Read the committed view of ``collection``; vectors of chunks ``previous`` holds are reused.
 
         Chunk ids are content-addressed, so a chunk's vector never changes within one
         collection: a re-index that touched 3 chunks fetches 3 vectors. ``cached_vectors``
-        (embed texts → vectors or None) is asked first, Chroma for the rest.
+        (embed texts → vectors or None) is asked first, Chroma for the rest. With
+        ``unit_texts`` the chunks' answer-unit vectors are read from ``cached_vectors``
+        too (see ``vectorstore.units``; ``unit_bundles`` is where their bundles live).
         """
         # Only the committed generation is visible: rows a running re-index staged or
         # retired do not exist for readers until it commits (vectorstore.generations).
@@ -102,7 +117,14 @@ class Snapshot:
         bm25 = Bm25Index(embed_texts)
         position = {chunk_id: i for i, chunk_id in enumerate(ids)}
         vectors = _vectors(collection, ids, dict(zip(ids, embed_texts)), previous, cached_vectors)
-        return cls(version, ids, texts, metas, bm25, position, vectors)
+        units = None
+        if unit_texts is not None and cached_vectors is not None and ids:
+            reuse = None
+            if previous is not None and previous.units is not None and _same_collection(previous, collection):
+                reuse = previous.units.complete_chunks(previous.ids)
+            units = load_unit_vectors(ids, texts, metas, unit_texts, cached_vectors, previous=reuse,
+                                      bundle_folder=unit_bundles, namespace=namespace)
+        return cls(version, ids, texts, metas, bm25, position, vectors, units)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -128,7 +150,7 @@ def _vectors(collection, ids: tuple[str, ...], embed_texts: dict[str, str], prev
         LookupError: a chunk vanished while reading (a writer collected it); the caller retries.
     """
     known: dict[str, np.ndarray] = {}
-    if previous is not None and previous.vectors is not None and previous.version.split("/")[0] == str(collection.id):
+    if previous is not None and previous.vectors is not None and _same_collection(previous, collection):
         known = dict(zip(previous.ids, previous.vectors))
     missing = [chunk_id for chunk_id in ids if chunk_id not in known]
     if missing and cached_vectors is not None:
@@ -154,6 +176,11 @@ def _only(ranking: list[tuple[str, float]], snapshot: Snapshot, sources: Contain
     return [(cid, score) for cid, score in ranking if snapshot.metadatas[snapshot.position[cid]]["source"] in sources]
 
 
+def _same_collection(snapshot: Snapshot, collection) -> bool:
+    """True when ``snapshot`` was read from ``collection`` (not from one a rebuild replaced)."""
+    return snapshot.version.split("/")[0] == str(collection.id)
+
+
 def heading_path_of(meta: dict) -> tuple[str, ...]:
     heading = meta.get("heading", "")
     return tuple(heading.split(" > ")) if heading else ()
@@ -173,6 +200,10 @@ class HybridRetriever:
         version_check_seconds: how often another process's re-index is looked for.
         cached_vectors: embed texts → vectors already in the embedding cache (None where not),
             asked before Chroma for chunk vectors (see ``_vectors``).
+        unit_texts: a chunk's text + metadata → the embed texts of its answer units; with it
+            (and ``cached_vectors``) dense scores are multi-vector (``vectorstore.units``).
+        unit_bundles: a folder for the snapshots' unit-vector bundles (None: none kept).
+        namespace: the embedding model's name, part of a bundle's key.
     """
 
     def __init__(
@@ -188,6 +219,9 @@ class HybridRetriever:
         candidates: int = 40,
         version_check_seconds: float = 2.0,
         cached_vectors: VectorLookup | None = None,
+        unit_texts: UnitTexts | None = None,
+        unit_bundles: Path | None = None,
+        namespace: str = "",
     ) -> None:
         self.client = client
         self.collection_name = collection_name
@@ -200,10 +234,15 @@ class HybridRetriever:
         self.candidates = candidates
         self.version_check_seconds = version_check_seconds
         self.cached_vectors = cached_vectors
+        self.unit_texts = unit_texts
+        self.unit_bundles = unit_bundles
+        self.namespace = namespace
         self._snapshot: Snapshot | None = None
         self._preview: Snapshot | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
+        self._units_retry_at = 0.0
+        self._units_retry_wait = UNITS_RETRY_SECONDS
 
     def with_client(self, client) -> "HybridRetriever":
         """The same retriever over a new client (after the embedded store was reopened)."""
@@ -211,6 +250,7 @@ class HybridRetriever:
             client, self.collection_name, self.embedder, dense_weight=self.dense_weight,
             bm25_weight=self.bm25_weight, rrf_k=self.rrf_k, mmr=self.mmr, candidates=self.candidates,
             version_check_seconds=self.version_check_seconds, cached_vectors=self.cached_vectors,
+            unit_texts=self.unit_texts, unit_bundles=self.unit_bundles, namespace=self.namespace,
         )
 
     # -- index version -------------------------------------------------------
@@ -255,7 +295,7 @@ class HybridRetriever:
         version = self._current_version()
         if force or self._snapshot is None or self._snapshot.version != version:
             started = time.perf_counter()
-            snapshot = Snapshot.from_collection(self.collection, version, self._snapshot, self.cached_vectors)
+            snapshot = self._read(version)
             for _ in range(3):
                 # A commit between reading the generation and reading the rows could hide
                 # rows it just collected: re-read until the committed generation held still.
@@ -263,14 +303,46 @@ class HybridRetriever:
                 if again.split("/")[:2] == version.split("/")[:2]:
                     break
                 version = again
-                snapshot = Snapshot.from_collection(self.collection, version, self._snapshot, self.cached_vectors)
+                snapshot = self._read(version)
             self._snapshot = snapshot
+            self._units_retry_at, self._units_retry_wait = time.monotonic() + UNITS_RETRY_SECONDS, UNITS_RETRY_SECONDS
             logger.info(
                 "bm25 rebuilt chunks=%d version=%s ms=%.0f",
                 len(self._snapshot), version, (time.perf_counter() - started) * 1000,
             )
         self._checked_at = time.monotonic()
         return self._snapshot
+
+    def _read(self, version: str) -> Snapshot:
+        return Snapshot.from_collection(self.collection, version, self._snapshot, self.cached_vectors,
+                                        self.unit_texts, self.unit_bundles, self.namespace)
+
+    def _complete_units(self, snapshot: Snapshot) -> Snapshot:
+        """Ask the cache again for the units a snapshot lacked; the same snapshot with more of them.
+
+        Indexing embeds the answer units after it commits the chunks, so the snapshot read
+        at the commit lacks the new chunks' units for a while. Asked again at most every
+        ``UNITS_RETRY_SECONDS``, doubling (up to ``UNITS_RETRY_MAX_SECONDS``) while nothing
+        new turns up — units that never get cached cost almost nothing.
+        """
+        with self._lock:
+            if snapshot is not self._snapshot or time.monotonic() < self._units_retry_at:
+                return self._snapshot
+            units = snapshot.units
+            try:
+                more = load_unit_vectors(snapshot.ids, snapshot.texts, snapshot.metadatas, self.unit_texts,
+                                         self.cached_vectors, previous=units.complete_chunks(snapshot.ids),
+                                         bundle_folder=self.unit_bundles, namespace=self.namespace)
+            except Exception as e:  # noqa: BLE001 - the cache is optional: keep serving what we have
+                logger.warning("reading answer-unit vectors failed: %s", e)
+                more = units
+            if len(more.incomplete) < len(units.incomplete):
+                self._snapshot = snapshot = replace(snapshot, units=more)
+                self._units_retry_wait = UNITS_RETRY_SECONDS
+            else:
+                self._units_retry_wait = min(self._units_retry_wait * 2, UNITS_RETRY_MAX_SECONDS)
+            self._units_retry_at = time.monotonic() + self._units_retry_wait
+            return snapshot
 
     def set_preview(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
         """Search these chunks by keywords alone until the collection has committed rows.
@@ -299,6 +371,8 @@ class HybridRetriever:
         snap = self._snapshot
         if snap is None or time.monotonic() - self._checked_at > self.version_check_seconds:
             snap = self.refresh()
+        if snap.units is not None and snap.units.incomplete and time.monotonic() >= self._units_retry_at:
+            snap = self._complete_units(snap)
         if self._preview is not None:
             if not len(snap):
                 return self._preview
@@ -307,21 +381,28 @@ class HybridRetriever:
 
     # -- search --------------------------------------------------------------
     def dense(self, query_vector: np.ndarray, n: int, snapshot: Snapshot) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) best first, over the chunks in ``snapshot``.
+        """(chunk id, dense score) best first, over the chunks in ``snapshot``.
 
-        Exact search over the snapshot's own vectors (a matrix-vector product, ~0.05 ms
-        for 800 chunks): it sees exactly the snapshot's generation, and it does not miss
-        a just-written chunk the way Chroma's HNSW index can right after an upsert.
+        The dense score is the cosine similarity of the chunk or of its best answer unit,
+        whichever is higher (``chunk_cosines`` alone when the snapshot has no unit vectors).
+        Exact search over the snapshot's own vectors (matrix-vector products, ~1 ms for
+        800 chunks and 2,800 units): it sees exactly the snapshot's generation, and it
+        does not miss a just-written chunk the way Chroma's HNSW index can right after an upsert.
         """
+        scores = self.chunk_cosines(query_vector, snapshot)
+        if scores is None:
+            return []
+        if snapshot.units is not None:
+            scores = np.maximum(scores, snapshot.units.best_cosine(_normalised(query_vector)))
+        return _best(scores, n, snapshot)
+
+    @staticmethod
+    def chunk_cosines(query_vector: np.ndarray, snapshot: Snapshot) -> np.ndarray | None:
+        """Cosine similarity of every chunk's own vector to the query (None without vectors)."""
         vectors = snapshot.vectors
         if vectors is None or not len(vectors):
-            return []
-        query = np.asarray(query_vector, dtype=np.float32)
-        scores = vectors @ (query / max(float(np.linalg.norm(query)), 1e-12))
-        n = min(n, len(scores))
-        best = np.argpartition(-scores, n - 1)[:n]
-        best = sorted(best, key=lambda i: (-scores[i], i))
-        return [(snapshot.ids[i], float(scores[i])) for i in best]
+            return None
+        return vectors @ _normalised(query_vector)
 
     def search(self, query: str, k: int = 8, mode: Mode = "hybrid", query_vector: np.ndarray | None = None,
                sources: Container[str] | None = None) -> list[SearchResult]:
@@ -337,17 +418,20 @@ class HybridRetriever:
         if sources is not None:
             depth = len(snapshot)  # rank every chunk, then keep the allowed ones: a filter must not starve a ranking
         dense: list[tuple[str, float]] = []
+        chunk_cosine: np.ndarray | None = None
         if mode in ("hybrid", "dense"):
             if query_vector is None:
                 query_vector = self.embedder.embed_query_array(query)
             dense = self.dense(query_vector, depth, snapshot)
+            chunk_cosine = self.chunk_cosines(query_vector, snapshot)
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "bm25"):
             lexical = [(snapshot.ids[i], s) for i, s in snapshot.bm25.top(query, depth)]
         if sources is not None:
             dense, lexical = _only(dense, snapshot, sources), _only(lexical, snapshot, sources)
 
-        cosine = dict(dense)
+        # The chunk's own cosine (not its unit's): abstention is calibrated on it.
+        cosine = {cid: float(chunk_cosine[snapshot.position[cid]]) for cid, _ in dense} if chunk_cosine is not None else {}
         bm25 = dict(lexical)
         if mode == "dense":
             fused = dense
@@ -378,3 +462,18 @@ class HybridRetriever:
             if len(results) == k:
                 break
         return results
+
+
+def _normalised(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32)
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def _best(scores: np.ndarray, n: int, snapshot: Snapshot) -> list[tuple[str, float]]:
+    """The ``n`` best (chunk id, score) pairs, best first; ties in snapshot order."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return []
+    best = np.argpartition(-scores, n - 1)[:n]
+    best = sorted(best, key=lambda i: (-scores[i], i))
+    return [(snapshot.ids[i], float(scores[i])) for i in best]
