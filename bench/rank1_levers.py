@@ -120,7 +120,7 @@ def main() -> None:
     }
     halves = np.array([split_of(r.id) for r in records])
     print(f"{args.dataset}: {len(records)} answerable ({(halves == 'tune').sum()} tune, {(halves == 'report').sum()} report)")
-    print(f"| lever | tune hit@1 / MRR@10 / hit@5 | report hit@1 / MRR@10 / hit@5 |\n|---|---|---|")
+    print("| lever | tune hit@1 / MRR@10 / hit@5 | report hit@1 / MRR@10 / hit@5 |\n|---|---|---|")
     for name, scores in levers.items():
         cells = []
         for half in ("tune", "report"):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["UnitVectors", "UnitTexts", "load_unit_vectors", "bundle_path", "KEEP_BUNDLES"]
+__all__ = ["KEEP_BUNDLES", "UnitTexts", "UnitVectors", "bundle_path", "load_unit_vectors"]
 
 logger = logging.getLogger(__name__)
 
