@@ -27,6 +27,43 @@ __all__ = [
     "index_report_html", "indexing_banner_html", "report_html",
 ]
 
+def _link_in_text(state, pattern, link_for) -> None:
+    """Turn matches of ``pattern`` in plain text (not inside links or code) into links.
+
+    ``link_for(match)`` returns ``(href or None, title, shown text)``, or None to leave the
+    match as it is; a None href shows the text unlinked.
+    """
+    from markdown_it.token import Token
+
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        out, depth = [], 0
+        for tok in block.children:
+            depth += tok.type == "link_open"
+            depth -= tok.type == "link_close"
+            if tok.type != "text" or depth or not pattern.search(tok.content):
+                out.append(tok)
+                continue
+            last = 0
+            for match in pattern.finditer(tok.content):
+                link = link_for(match)
+                if link is None:
+                    continue
+                href, attrs, text = link
+                if match.start() > last:
+                    out.append(Token("text", "", 0, content=tok.content[last : match.start()]))
+                if href is not None:
+                    out.append(Token("link_open", "a", 1, attrs={"href": href, **attrs}))
+                out.append(Token("text", "", 0, content=text))
+                if href is not None:
+                    out.append(Token("link_close", "a", -1))
+                last = match.end()
+            if last < len(tok.content):
+                out.append(Token("text", "", 0, content=tok.content[last:]))
+        block.children = out
+
+
 def _link_wikilinks(state) -> None:
     """markdown-it core rule: ``[[note#heading|label]]`` in text becomes a viewer link, or plain text.
 
@@ -36,33 +73,12 @@ def _link_wikilinks(state) -> None:
     resolve: LinkResolver | None = state.env.get("wikilinks")
     if resolve is None:
         return
-    from markdown_it.token import Token
 
-    for block in state.tokens:
-        if block.type != "inline" or not block.children:
-            continue
-        out, depth = [], 0
-        for tok in block.children:
-            depth += tok.type == "link_open"
-            depth -= tok.type == "link_close"
-            if tok.type != "text" or depth or "[[" not in tok.content:
-                out.append(tok)
-                continue
-            last = 0
-            for match in WIKILINK.finditer(tok.content):
-                link = WikiLink.parse(match.group(1))
-                href = resolve(link)
-                if match.start() > last:
-                    out.append(Token("text", "", 0, content=tok.content[last : match.start()]))
-                if href is not None:
-                    out.append(Token("link_open", "a", 1, attrs={"href": href, "title": link.target or link.text}))
-                out.append(Token("text", "", 0, content=link.text))
-                if href is not None:
-                    out.append(Token("link_close", "a", -1))
-                last = match.end()
-            if last < len(tok.content):
-                out.append(Token("text", "", 0, content=tok.content[last:]))
-        block.children = out
+    def link_for(match):
+        link = WikiLink.parse(match.group(1))
+        return resolve(link), {"title": link.target or link.text}, link.text
+
+    _link_in_text(state, WIKILINK, link_for)
 
 
 def _link_citations(state) -> None:
@@ -70,34 +86,15 @@ def _link_citations(state) -> None:
     citations: Mapping[int, Citation] = state.env.get("citations") or {}
     if not citations:
         return
-    from markdown_it.token import Token
 
-    for block in state.tokens:
-        if block.type != "inline" or not block.children:
-            continue
-        out, depth = [], 0
-        for tok in block.children:
-            depth += tok.type == "link_open"
-            depth -= tok.type == "link_close"
-            if tok.type != "text" or depth or not CITATION_MARKER.search(tok.content):
-                out.append(tok)
-                continue
-            last = 0
-            for match in CITATION_MARKER.finditer(tok.content):
-                cite = citations.get(int(match.group(1)))
-                if cite is None:
-                    continue
-                if match.start() > last:
-                    out.append(Token("text", "", 0, content=tok.content[last : match.start()]))
-                href = viewer_link(cite.source, cite.start_line, cite.end_line)
-                out.append(Token("link_open", "a", 1, attrs={
-                    "href": href, "class": "na-cite", "title": f"{cite.heading} ({cite.location})"}))
-                out.append(Token("text", "", 0, content=match.group()))
-                out.append(Token("link_close", "a", -1))
-                last = match.end()
-            if last < len(tok.content):
-                out.append(Token("text", "", 0, content=tok.content[last:]))
-        block.children = out
+    def link_for(match):
+        cite = citations.get(int(match.group(1)))
+        if cite is None:
+            return None
+        href = viewer_link(cite.source, cite.start_line, cite.end_line)
+        return href, {"class": "na-cite", "title": f"{cite.heading} ({cite.location})"}, match.group()
+
+    _link_in_text(state, CITATION_MARKER, link_for)
 
 
 def _image_as_text(self, tokens, idx, options, env) -> str:
