@@ -1,11 +1,13 @@
 """The web page's own CSS and script: plain DOM, no framework, no remote resources.
 
-The script does two things in the browser, both by event delegation so it keeps
-working while the chat re-renders:
+The script does these things in the browser, by event delegation or by watching
+the DOM, so it keeps working while Gradio re-renders:
 
 - a plain left click on a link to the note viewer (``/notes/...``) opens it in the
   side panel instead of leaving the page (ctrl/cmd/middle click still opens a tab);
-- the "Copy" button of an answer copies its text and sources as plain text.
+- the "Copy" button of an answer copies its text and sources as plain text;
+- the question box gets the focus on load without scrolling the page (and not on
+  touch screens); the eval charts load as soon as they are shown.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ APP_SCRIPT = """
   }
 
   function answerText(answer) {
-    const body = answer.querySelector(".na-body");
-    let text = body ? body.innerText.trim() : "";
+    const parts = [...answer.querySelectorAll(".na-note, .na-body")].map((el) => el.innerText.trim());
+    let text = parts.filter(Boolean).join("\\n\\n");
     const sources = [...answer.querySelectorAll(".na-sources li")].map((li) => {
       const part = (sel) => (li.querySelector(sel) || {textContent: ""}).textContent.trim();
       return `${part(".na-src")} ${part(".na-path")} (${part(".na-loc")})`;
@@ -83,6 +85,28 @@ APP_SCRIPT = """
       event.stopPropagation();
     }
   }, true);
+
+  // Gradio's own autofocus calls focus() plainly, which scrolls the box into view: a phone-sized page opened
+  // ~480 px down, its header hidden. Focus without scrolling instead, and only with a mouse: on a touch
+  // screen a focused box opens the keyboard over the page.
+  let focused = !window.matchMedia("(hover: hover) and (pointer: fine)").matches;
+  function focusQuestion() {
+    const box = document.querySelector("#na-question textarea");
+    if (!box) return;
+    focused = true;
+    if (!document.activeElement || document.activeElement === document.body) box.focus({preventScroll: true});
+  }
+
+  // Gradio's gallery loads its images lazily: eval charts below the fold stayed blank until scrolled to
+  // (Chromium defers a lazy image more than ~1250 px below the viewport). They load when the report appears.
+  function loadCharts() {
+    for (const img of document.querySelectorAll('#na-eval-charts img[loading="lazy"]')) img.loading = "eager";
+  }
+
+  new MutationObserver(() => {
+    if (!focused) focusQuestion();
+    loadCharts();
+  }).observe(document.documentElement, {childList: true, subtree: true});
 })();
 """
 
@@ -109,6 +133,7 @@ APP_CSS = """
 #na-eval-report table, .na-worst table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .92rem; }
 .na-status { border-collapse: collapse; }
 .na-status th, .na-status td { border: 0; border-bottom: 1px solid var(--border-color-primary); }
+#na-eval-report { min-height: 4rem; }
 """
 
 # The side panel the script above loads notes into (the chat tab's right column).

@@ -142,7 +142,7 @@ def chat_tab(ctx: AppContext) -> None:
             )
             with gr.Row(equal_height=True):
                 question = gr.Textbox(show_label=False, placeholder="Ask your notes…", lines=1, max_lines=6, scale=6,
-                                      autofocus=True, elem_id="na-question")
+                                      elem_id="na-question")  # focused by our script (assets.py), unscrolled
                 send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="na-send")
             with gr.Row():
                 clear = gr.Button("Clear", size="sm", elem_id="na-clear")

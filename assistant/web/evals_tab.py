@@ -62,4 +62,7 @@ def evals_tab(ctx: AppContext) -> None:
     report = gr.HTML("", elem_id="na-eval-report")
     charts = gr.Gallery(label="Charts", columns=2, height=460, object_fit="contain", elem_id="na-eval-charts")
     worst = gr.HTML("", elem_id="na-eval-worst")
-    start.click(run, [dataset, ablate, backend], [report, charts, worst], concurrency_limit=1)
+    # One progress overlay, on the report (at the top, where the result appears): Gradio puts one on every
+    # output by default, and three overlays said the same thing at once.
+    start.click(run, [dataset, ablate, backend], [report, charts, worst], concurrency_limit=1,
+                show_progress_on=[report])

@@ -179,7 +179,7 @@ def note_page(source: str, text: str, line_range: tuple[int, int] | None, nonce:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style nonce=\"{nonce}\">{_CSS}</style></head><body>"
         f'<header><nav class="crumbs" aria-label="Heading path">{" › ".join(crumbs)}</nav>'
-        f'<span class="where">{html.escape(where)}</span></header>'
+        f'<span class="where" title="{html.escape(where)}">{html.escape(where)}</span></header>'
         f'<main class="note">{"".join(rows)}</main>{scroll}</body></html>'
     )
 
@@ -188,10 +188,14 @@ _CSS = """
 :root { color-scheme: light dark; --hl: #fff3bf; --hl-edge: #f59e0b; --muted: #8a8f98; --bar: #f7f7f9; }
 @media (prefers-color-scheme: dark) { :root { --hl: #4a3b0a; --bar: #1f2024; } }
 body { margin: 0; font: 14px/1.5 ui-sans-serif, system-ui, -apple-system, "Segoe UI", sans-serif; }
-header { position: sticky; top: 0; z-index: 1; display: flex; gap: 1rem; justify-content: space-between;
-  align-items: baseline; padding: .5rem .9rem; background: var(--bar); border-bottom: 1px solid #0002; }
-.crumbs { font-weight: 600; } .crumbs .src { font-family: ui-monospace, monospace; font-weight: 500; }
-.where { color: var(--muted); white-space: nowrap; font-size: .9em; }
+header { position: sticky; top: 0; z-index: 1; display: flex; flex-wrap: wrap; gap: .1rem 1rem;
+  justify-content: space-between; align-items: baseline; padding: .5rem .9rem; background: var(--bar);
+  border-bottom: 1px solid #0002; }
+.crumbs { flex: 1 1 10rem; min-width: 0; font-weight: 600; overflow-wrap: anywhere; }
+.crumbs .src { font-family: ui-monospace, monospace; font-weight: 500; }
+/* A narrow panel (a phone) puts the label on a line of its own; narrower still, it ends in "…" (title: all). */
+.where { margin-left: auto; max-width: 100%; overflow: hidden; text-overflow: ellipsis; color: var(--muted);
+  white-space: nowrap; font-size: .9em; }
 .note { padding: .4rem 0 40vh 0; font: 13px/1.5 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .ln { display: flex; min-height: 1.5em; scroll-margin-top: 4rem; border-left: 3px solid transparent; }
 .ln:target { outline: 1px dashed var(--hl-edge); }
