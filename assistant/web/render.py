@@ -14,7 +14,7 @@ import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 
-from assistant.answer import Answer, Citation, viewer_link
+from assistant.answer import Answer, Citation, says_not_covered, viewer_link
 from assistant.citations import CITATION_MARKER
 from assistant.web.sanitize import sanitize_html
 from ingest.links import WIKILINK, WikiLink
@@ -161,20 +161,37 @@ def _sources_html(citations: Sequence[Citation], links: LinkResolver | None = No
     return f'<details class="na-sources">{summary}<ol>{"".join(items)}</ol></details>'
 
 
+def _without_refusal(text: str) -> str:
+    """An abstention's text without its leading "not covered" sentence (the UI says it in a note).
+
+    >>> _without_refusal("Your notes don't seem to cover this.\\n\\nThe closest sections are:")
+    'The closest sections are:'
+    >>> _without_refusal("Something else.")
+    'Something else.'
+    """
+    first, _, rest = text.partition("\n")
+    return rest.strip() if says_not_covered(first) else text
+
+
 def answer_html(answer: Answer, links: LinkResolver | None = None) -> str:
     """The full reply bubble: notices, the searched-for query, the answer with linked markers, sources.
 
     ``links`` resolves ``[[wikilinks]]`` in the answer and its sources to viewer URLs.
     """
     parts = ['<div class="na-answer">']
+    body = answer.answer
     if answer.abstained:
+        # Said once: this note replaces the answer's own "Your notes don't seem to cover this." (kept by the
+        # API, the CLI and the export), and the body keeps only where to look instead.
+        body = _without_refusal(body)
+        look = ", or check the closest sections below" if body.strip() else ""
         parts.append('<div class="na-note">Not found in your notes — nothing matched well enough to answer. '
-                     "Try other words, or check the closest sections below.</div>")
+                     f"Try other words{look}.</div>")
     for notice in answer.notices:
         parts.append(f'<div class="na-warn">{_esc(notice)}</div>')
     if answer.condensed_query and answer.condensed_query != answer.question:
         parts.append(f'<div class="na-searched">Searched for: <em>{_esc(answer.condensed_query)}</em></div>')
-    parts.append(f'<div class="na-body">{render_markdown(answer.answer, answer.citations, links)}</div>')
+    parts.append(f'<div class="na-body">{render_markdown(body, answer.citations, links)}</div>')
     if answer.citations:
         parts.append(_sources_html(answer.citations, links))
     total = answer.timings_ms.get("total")
