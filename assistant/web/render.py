@@ -22,7 +22,7 @@ from ingest.links import WIKILINK, WikiLink
 LinkResolver = Callable[[WikiLink], "str | None"]  # a [[wikilink]] → the viewer URL of its note, or None
 
 __all__ = [
-    "ANSWER_CSS", "render_markdown", "answer_html", "streaming_html",
+    "ANSWER_CSS", "render_markdown", "answer_html", "reveal_html", "reveal_prefixes", "streaming_html",
     "question_html", "search_html", "error_html", "worst_html", "index_status_html", "header_html",
     "index_report_html", "indexing_banner_html", "report_html",
 ]
@@ -173,13 +173,9 @@ def _without_refusal(text: str) -> str:
     return rest.strip() if says_not_covered(first) else text
 
 
-def answer_html(answer: Answer, links: LinkResolver | None = None) -> str:
-    """The full reply bubble: notices, the searched-for query, the answer with linked markers, sources.
-
-    ``links`` resolves ``[[wikilinks]]`` in the answer and its sources to viewer URLs.
-    """
-    parts = ['<div class="na-answer">']
-    body = answer.answer
+def _answer_head(answer: Answer) -> tuple[list[str], str]:
+    """The notes above an answer's text, and the text to show (an abstention's refusal moved into its note)."""
+    parts, body = [], answer.answer
     if answer.abstained:
         # Said once: this note replaces the answer's own "Your notes don't seem to cover this." (kept by the
         # API, the CLI and the export), and the body keeps only where to look instead.
@@ -191,7 +187,17 @@ def answer_html(answer: Answer, links: LinkResolver | None = None) -> str:
         parts.append(f'<div class="na-warn">{_esc(notice)}</div>')
     if answer.condensed_query and answer.condensed_query != answer.question:
         parts.append(f'<div class="na-searched">Searched for: <em>{_esc(answer.condensed_query)}</em></div>')
-    parts.append(f'<div class="na-body">{render_markdown(body, answer.citations, links)}</div>')
+    return parts, body
+
+
+def answer_html(answer: Answer, links: LinkResolver | None = None) -> str:
+    """The full reply bubble: notices, the searched-for query, the answer with linked markers, sources.
+
+    ``links`` resolves ``[[wikilinks]]`` in the answer and its sources to viewer URLs.
+    """
+    head, body = _answer_head(answer)
+    parts = ['<div class="na-answer">', *head,
+             f'<div class="na-body">{render_markdown(body, answer.citations, links)}</div>']
     if answer.citations:
         parts.append(_sources_html(answer.citations, links))
     total = answer.timings_ms.get("total")
@@ -200,6 +206,43 @@ def answer_html(answer: Answer, links: LinkResolver | None = None) -> str:
                  '<button class="na-copy" type="button" title="Copy this answer">Copy</button></div>')
     parts.append("</div>")
     return sanitize_html("".join(parts))
+
+
+def reveal_prefixes(text: str) -> list[str]:
+    """``text`` (markdown) growing by one top-level block at a time — each item of a top-level list is one.
+
+    Cut at block boundaries only, so every prefix renders as the start of the whole.
+
+    >>> reveal_prefixes("Hi:\\n\\n- one [1]\\n  more\\n- two [2]")
+    ['Hi:', 'Hi:\\n\\n- one [1]\\n  more', 'Hi:\\n\\n- one [1]\\n  more\\n- two [2]']
+    >>> reveal_prefixes(""), reveal_prefixes("One paragraph.")
+    ([], ['One paragraph.'])
+    """
+    lines = text.split("\n")
+    ends = []
+    for token in _markdown().parse(text):
+        if not token.map or token.nesting == -1:
+            continue
+        top_block = token.level == 0 and token.type not in ("bullet_list_open", "ordered_list_open")
+        if top_block or (token.type == "list_item_open" and token.level == 1):
+            ends.append(token.map[1])
+    return ["\n".join(lines[:end]).rstrip() for end in ends]
+
+
+def reveal_html(answer: Answer, links: LinkResolver | None = None) -> list[str]:
+    """An answer that arrived whole (extractive), as bubbles that grow block by block: the chat shows one per
+    update, so it appears as progressively as a streamed LLM answer. The last is ``answer_html(answer)``.
+
+    The steps are pending bubbles (notes, then the text so far, citations linked); sources and the
+    footer come with the last.
+    """
+    head, body = _answer_head(answer)
+    steps = []
+    for partial in reveal_prefixes(body)[:-1]:
+        text = render_markdown(partial, answer.citations, links)
+        steps.append(sanitize_html("".join(['<div class="na-answer na-pending">', *head,
+                                            f'<div class="na-body">{text}</div></div>'])))
+    return [*steps, answer_html(answer, links)]
 
 
 def search_html(query: str, results: Sequence, links: LinkResolver | None = None) -> str:
