@@ -237,8 +237,7 @@ def test_hostile_note_is_shown_as_text_and_never_runs(page, shots, live_app):
 
 
 def test_search_only_mode_lists_ranked_sections(page, shots):
-    page.click("#na-settings")
-    page.check("#na-search-only input")
+    page.check("#na-search-only input")  # in the answer settings above the chat, open from the start
     try:
         ask(page, "zephyr readings upload interval")
         results = last_answer(page)
@@ -249,7 +248,6 @@ def test_search_only_mode_lists_ranked_sections(page, shots):
         page.screenshot(path=str(shots / "04-search-only.png"))
     finally:
         page.uncheck("#na-search-only input")
-        page.click("#na-settings")
 
 
 def test_llm_backend_answers_and_falls_back_offline_when_the_stream_breaks(page, shots, llm_server):
@@ -259,8 +257,9 @@ def test_llm_backend_answers_and_falls_back_offline_when_the_stream_breaks(page,
     question = "A function triggered by S3 uploads keeps re-triggering itself. How do I stop it immediately?"
     llm = llm_server  # lives for the module: it is the app's configured endpoint "fake"
     clear(page)  # no history: the answer is the only request the fake server sees
-    page.click("#na-settings")
+    assert not page.locator("#na-endpoint").is_visible()  # the LLM's endpoint and model: only for an LLM
     page.get_by_label("openai", exact=True).check()
+    page.locator("#na-endpoint").wait_for()
     assert page.get_by_label("LLM endpoint URL").count() == 0  # no free-text URL any more: a name, chosen
     assert page.locator("#na-endpoint input").input_value() == "fake"
     page.get_by_label("LLM model").fill("fake-model")
@@ -285,7 +284,6 @@ def test_llm_backend_answers_and_falls_back_offline_when_the_stream_breaks(page,
         page.screenshot(path=str(shots / "05-llm-fallback.png"))
     finally:
         page.get_by_label("extractive", exact=True).check()
-        page.click("#na-settings")
 
 
 def test_edit_note_reindex_from_the_ui_and_ask_again(page, shots, live_app):

@@ -134,6 +134,8 @@ APP_CSS = """
 .na-status { border-collapse: collapse; }
 .na-status th, .na-status td { border: 0; border-bottom: 1px solid var(--border-color-primary); }
 #na-eval-report { min-height: 4rem; }
+#na-indexing:not(:has(.na-note)) { display: none; }  /* no empty gap above the tabs when nothing is indexing */
+#na-settings-row { align-items: center; }
 """
 
 # The side panel the script above loads notes into (the chat tab's right column).

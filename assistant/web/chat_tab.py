@@ -26,7 +26,7 @@ _MODEL_NAME = re.compile(r"[\w.:/@+-]{1,200}")  # llama3.2, qwen2.5:7b, hf.co/or
 
 
 def _clamped_top_k(value, largest: int = 20) -> int:
-    """The slider's value, whatever a client sent instead (1..largest; the default 8 for junk).
+    """The top-k box's value, whatever a client sent instead (1..largest; the default 8 for junk).
 
     >>> _clamped_top_k(5), _clamped_top_k(1e9), _clamped_top_k(float("nan")), _clamped_top_k("x")
     (5, 20, 8, 8)
@@ -49,8 +49,41 @@ def _export(ctx: AppContext, turns: list[dict]) -> str:
     return str(path)
 
 
+# The answerer's settings under one name of their own: Gradio's footer has a "Settings" (its language and theme).
+SETTINGS_NAME = "Answer settings"
+# The chat fills what the window leaves under the header, tabs and settings, so the question box stays in view on
+# a 1440×900 laptop (the page used to put the settings below the fold); never shorter than 320 px.
+CHAT_HEIGHT = "max(320px, calc(100vh - 430px))"
+
+
+def _answer_settings(s: Settings, endpoints: dict[str, str]):
+    """The answer settings, above the chat: one compact row, and the LLM's endpoint and model only for an LLM.
+
+    Returns:
+        the backend, top-k, search-only, endpoint and model components.
+    """
+    with gr.Accordion(SETTINGS_NAME, open=True, elem_id="na-settings"):
+        with gr.Row(equal_height=True, elem_id="na-settings-row"):
+            backend = gr.Radio(list(BACKENDS), value=s.backend, label="Answerer", scale=0, min_width=370,
+                               elem_id="na-backend")
+            top_k = gr.Number(min(s.top_k, 20), minimum=1, maximum=20, step=1, precision=0, scale=0, min_width=170,
+                              label="Sections (top-k)", elem_id="na-top-k")
+            search_only = gr.Checkbox(False, label="Search only: ranked sections, no answer", scale=1, min_width=160,
+                                      elem_id="na-search-only")
+        with gr.Row(visible=s.backend in LLM_BACKENDS) as llm_row:
+            # Names only: the server's owner configures the URLs (NOTES_ASSISTANT_LLM_ENDPOINTS), so a
+            # visitor cannot make this server send requests to an address of their choosing.
+            endpoint = gr.Dropdown(list(endpoints), value=next(iter(endpoints), None), label="LLM endpoint",
+                                   interactive=len(endpoints) > 1, elem_id="na-endpoint",
+                                   info=None if endpoints else "None configured on this server")
+            model = gr.Textbox(s.llm_model, label="LLM model", placeholder="e.g. llama3.2", max_length=200)
+    backend.change(lambda chosen: gr.update(visible=chosen in LLM_BACKENDS), backend, llm_row, queue=False,
+                   show_progress="hidden")
+    return backend, top_k, search_only, endpoint, model
+
+
 def chat_tab(ctx: AppContext) -> None:
-    """The chat (streaming answers, sources, export) beside the note viewer panel; settings below."""
+    """The answer settings, the chat (streaming answers, sources, export), and the note viewer panel beside."""
     s = ctx.settings
 
     endpoints = s.llm_endpoint_urls  # name → URL; the browser only ever sees and sends a name
@@ -103,7 +136,7 @@ def chat_tab(ctx: AppContext) -> None:
                 turns = [*turns, {"kind": "search", "question": question, "results": [r.to_json() for r in results]}]
             else:
                 per_request = llm_settings(backend, endpoint, model)
-                text, answer, last = "", None, 0.0
+                text, answer, last, shown = "", None, 0.0, False
                 stream = ctx.assistant.stream(question, chat_history(turns), backend, top_k, per_request)
                 if backend == "extractive":  # one CPU-bound step, nothing to stream: run it under the gate
                     with ctx.cpu_gate:
@@ -112,17 +145,29 @@ def chat_tab(ctx: AppContext) -> None:
                     if isinstance(item, Answer):
                         answer = item
                     elif item is RESET:
-                        text = ""  # the LLM failed mid-answer: drop its partial text
+                        text, shown = "", False  # the LLM failed mid-answer: drop its partial text
+                        chat[-1]["content"] = render.streaming_html("")
+                        yield "", chat, turns, gr.update()
                     else:
                         text += item
-                        if time.monotonic() - last > 0.08:  # re-render at most ~12 times a second
-                            last = time.monotonic()
+                        # LLM text as it comes, re-rendered at most ~12 times a second. An extractive answer
+                        # comes whole: it is revealed below instead.
+                        if backend != "extractive" and time.monotonic() - last > 0.08:
+                            last, shown = time.monotonic(), True
                             chat[-1]["content"] = render.streaming_html(text)
                             yield "", chat, turns, gr.update()
-                chat[-1]["content"] = render.answer_html(answer, ctx.link_href)
+                steps = [render.answer_html(answer, ctx.link_href)]
+                if answer.backend == "extractive" and not shown:
+                    # Block by block, one update each (Gradio sends every yield): it appears as an LLM's
+                    # answer does. No delay between them, only the time each update takes to travel.
+                    steps = render.reveal_html(answer, ctx.link_href)
+                for step in steps[:-1]:
+                    chat[-1]["content"] = step
+                    yield "", chat, turns, gr.update()
+                chat[-1]["content"] = steps[-1]
                 turns = [*turns, {"kind": "answer", **answer.to_json(with_text=True)}]
         except Exception as e:  # noqa: BLE001 - the UI edge: a message in the chat, never a traceback
-            hint = " Fix it under Settings." if isinstance(e, SettingsError) else ""
+            hint = f" Fix it under {SETTINGS_NAME}." if isinstance(e, SettingsError) else ""
             logger.warning("chat failed: %s", e, exc_info=not isinstance(e, SettingsError))
             chat[-1]["content"] = render.error_html(f"Could not answer: {e}.{hint}")
             yield "", chat, turns, gr.update()
@@ -133,11 +178,13 @@ def chat_tab(ctx: AppContext) -> None:
     turns = gr.State([])
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
+            backend, top_k, search_only, endpoint, model = _answer_settings(s, endpoints)
             chat = gr.Chatbot(
                 # Messages are HTML we rendered and sanitized; Gradio must not render markdown or raw HTML
                 # of its own on top, and its DOMPurify pass (sanitize_html) stays on as a second lock.
-                value=[], elem_id="na-chat", show_label=False, height=600, render_markdown=False, sanitize_html=True,
-                allow_tags=False, latex_delimiters=[], buttons=[], feedback_options=None, examples=examples,
+                value=[], elem_id="na-chat", show_label=False, height=CHAT_HEIGHT, render_markdown=False,
+                sanitize_html=True, allow_tags=False, latex_delimiters=[], buttons=[], feedback_options=None,
+                examples=examples,
                 placeholder="Ask anything about your notes — every answer cites the lines it comes from.",
             )
             with gr.Row(equal_height=True):
@@ -148,19 +195,6 @@ def chat_tab(ctx: AppContext) -> None:
                 clear = gr.Button("Clear", size="sm", elem_id="na-clear")
                 export = gr.DownloadButton("Export conversation (.md)", size="sm", interactive=False,
                                            elem_id="na-export")
-            with gr.Accordion("Settings", open=False, elem_id="na-settings"):
-                with gr.Row():
-                    backend = gr.Radio(list(BACKENDS), value=s.backend, label="Answerer")
-                    top_k = gr.Slider(1, 20, value=min(s.top_k, 20), step=1, label="Sections retrieved (top-k)")
-                with gr.Row():
-                    # Names only: the server's owner configures the URLs (NOTES_ASSISTANT_LLM_ENDPOINTS), so a
-                    # visitor cannot make this server send requests to an address of their choosing.
-                    endpoint = gr.Dropdown(list(endpoints), value=next(iter(endpoints), None), label="LLM endpoint",
-                                           interactive=len(endpoints) > 1, elem_id="na-endpoint",
-                                           info=None if endpoints else "None configured on this server")
-                    model = gr.Textbox(s.llm_model, label="LLM model", placeholder="e.g. llama3.2", max_length=200)
-                search_only = gr.Checkbox(False, label="Search only: show ranked sections, no answer",
-                                          elem_id="na-search-only")
         with gr.Column(scale=2, min_width=360):
             gr.HTML(VIEWER_PANEL, elem_id="na-viewer")
 
