@@ -136,22 +136,36 @@ def _blocks(lines: list[str], first_line: int, code: list[tuple[int, int]]) -> l
 
 
 def _split_line(line_no: int, text: str, max_tokens: int) -> list[_Piece]:
-    """Cut one over-long line between sentences, then between words."""
-    units: list[str] = []
-    for sentence in (u for u in _SENTENCE_END.split(text.strip()) if u):
-        # A sentence that alone is over budget is cut between words.
-        units.extend(sentence.split() if count_tokens(sentence) > max_tokens else [sentence])
+    """Cut one over-long line between sentences, then between words.
+
+    Pieces are slices of the line, so they keep its own whitespace (a no-break space
+    stays one): a piece's text is always found verbatim in the note.
+
+    >>> [p[2] for p in _split_line(1, "one two\u00a0three four", 2)]
+    ['one two', 'three four']
+    """
+    text = text.strip()
+    spans: list[tuple[int, int]] = []  # (start, end) of each unit in ``text``
+    start = 0
+    for boundary in [*_SENTENCE_END.finditer(text), None]:
+        end = boundary.start() if boundary else len(text)
+        if end > start:
+            if count_tokens(text[start:end]) > max_tokens:  # a sentence alone over budget: cut between words
+                spans.extend((m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end]))
+            else:
+                spans.append((start, end))
+        start = boundary.end() if boundary else len(text)
     out: list[_Piece] = []
-    current: list[str] = []
-    for unit in units:
-        candidate = " ".join([*current, unit])
-        if current and count_tokens(candidate) > max_tokens:
-            out.append((line_no, line_no, " ".join(current)))
-            current = [unit]
-        else:
-            current.append(unit)
-    if current:
-        out.append((line_no, line_no, " ".join(current)))
+    first = last = None
+    for unit_start, unit_end in spans:
+        if first is not None and count_tokens(text[first:unit_end]) > max_tokens:
+            out.append((line_no, line_no, text[first:last]))
+            first = None
+        if first is None:
+            first = unit_start
+        last = unit_end
+    if first is not None:
+        out.append((line_no, line_no, text[first:last]))
     # A single word longer than the budget stays whole: never cut inside a word.
     return out
 
