@@ -104,7 +104,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load settings, refuse unsafe exposure, build/update the index, warm up, serve. Returns the exit code."""
+    """Load settings, refuse unsafe exposure, serve at once while a background worker indexes. Returns the exit code."""
     args = _parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
