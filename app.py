@@ -126,12 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     from vectorstore.errors import VectorStoreError
 
     try:
+        from ingest import read_notes
+
         engine = Engine(settings)
-        status = engine.status()  # reads and hashes the notes: a missing folder fails here, in one line
+        notes, _ = read_notes(settings.notes_path)  # read once at start: a missing folder fails here, in one line
+        status = engine.status(notes)
         replica = settings.server_mode and engine.maintained_elsewhere()
         if not status.indexed and not replica:
             # Answer first, embed after: keyword answers from the parsed notes right away.
-            chunks = engine.preview()
+            chunks = engine.preview(notes)
             print(f"notes-assistant: no index yet: answering by keywords now, embedding {chunks} chunks in the "
                   "background (progress: the page banner, /healthz)", file=sys.stderr)
     except (IngestError, VectorStoreError) as e:

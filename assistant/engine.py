@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.settings import Settings
-from ingest import chunk_note, read_notes
+from ingest import read_notes
 from ingest.tags import TagScope, narrow as narrow_by_tags, tag_sources
 from vectorstore.client import make_client
 from vectorstore.datadir import prepare_data_dir
@@ -181,9 +181,12 @@ class Engine:
         return Path(self.settings.model_path).name
 
     # -- indexing ------------------------------------------------------------
-    def status(self) -> IndexStatus:
-        """Compare the manifest of the last run with the notes on disk (hashes only, no parsing)."""
-        return self.sync.status()
+    def status(self, notes=None) -> IndexStatus:
+        """Compare the manifest of the last run with the notes on disk (hashes only, no parsing).
+
+        ``notes``: the notes already read (``ingest.read_notes``), to read them only once.
+        """
+        return self.sync.status(notes)
 
     def freshness(self) -> dict:
         """What is served and whether the notes are newer — from metadata only (no note is read).
@@ -310,17 +313,16 @@ class Engine:
             self._retriever = self._retriever.with_client(self.client)
         self._reopen_store = False
 
-    def preview(self) -> int:
+    def preview(self, notes=None) -> int:
         """Parse the notes and answer by keywords from them until the first index commits; returns chunks.
 
         What lets the web app answer seconds after its first start: BM25 needs no
-        embeddings, and chunk ids, lines and headings are those the index will have.
+        embeddings, and chunk ids, lines and headings are those the index will have
+        (``NotesSync.documents``). ``notes``: the notes already read, to read them only once.
         """
-        from vectorstore.sync import chunk_document
-
-        notes, _ = read_notes(self.settings.notes_path)
-        documents = [chunk_document(c) for n in notes
-                     for c in chunk_note(n.text, n.source, self.settings.chunk_tokens, self.settings.chunk_overlap)]
+        if notes is None:
+            notes, _ = read_notes(self.settings.notes_path)
+        documents = self.sync.documents(notes)
         self.retriever.set_preview([d.id for d in documents], [d.page_content for d in documents],
                                    [d.metadata for d in documents])
         return len(documents)

@@ -146,6 +146,10 @@ class NotesSync:
     def _chunks(self, note) -> list[Chunk]:
         return chunk_note(note.text, note.source, self.chunk_tokens, self.chunk_overlap)
 
+    def documents(self, notes) -> list["Document"]:
+        """The chunk documents of ``notes`` exactly as a run indexes them (ids, lines, metadata)."""
+        return [chunk_document(c) for n in notes for c in self._chunks(n)]
+
     def damage(self, deep: bool = False) -> list["Damage"]:
         """What is damaged or lost in this collection's index (empty when sound); cheap unless ``deep``.
 
@@ -176,12 +180,14 @@ class NotesSync:
             found.append(Damage("entry", indexer.manifest_path, f"{why}, while the store holds generation {stored}"))
         return found
 
-    def status(self) -> IndexStatus:
+    def status(self, notes=None) -> IndexStatus:
         """Compare the manifest of the last run with the notes on disk (hashes only, no parsing).
 
         Damage is reported in ``damage`` (and makes the status stale), never raised.
+        ``notes``: the notes already read (``read_notes``), to read them only once.
         """
-        notes, _ = read_notes(self.notes_path)
+        if notes is None:
+            notes, _ = read_notes(self.notes_path)
         damage = [d.line() for d in self.damage()]
         try:
             entries = self.indexer.manifest.read_all() or {}
@@ -318,7 +324,7 @@ class NotesSync:
             # "full": every current chunk is presented, so anything else is stale.
             # "incremental": only the changed sources are read and cleaned.
             to_chunk = [n for n in notes if plan.cleanup == "full" or n.source in plan.changed]
-            documents = [chunk_document(c) for n in to_chunk for c in self._chunks(n)]
+            documents = self.documents(to_chunk)
             chunked = {n.source for n in to_chunk}
             pending = sorted(set(plan.interrupted) | chunked | set(plan.removed))
 
