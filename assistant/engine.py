@@ -15,6 +15,7 @@ from collections.abc import Callable, Container
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.calibration import Calibration, CalibrationFile
 from assistant.settings import Settings
 from ingest import read_notes
 from ingest.tags import TagScope, narrow as narrow_by_tags, tag_sources
@@ -34,15 +35,6 @@ __all__ = ["Engine", "IndexStatus"]
 logger = logging.getLogger(__name__)
 
 QUERY_VECTOR_CACHE = 512  # recent query vectors remembered (a follow-up re-asks the same condensed query)
-
-
-def _chunk_unit_texts(text: str, metadata: dict) -> list[str]:
-    """The embed texts of one chunk's answer units: the formula indexing cached them under."""
-    from types import SimpleNamespace
-
-    from assistant.answerers.extractive import unit_texts_of
-
-    return unit_texts_of([SimpleNamespace(page_content=text, metadata=metadata)])
 
 
 class Engine:
@@ -71,7 +63,8 @@ class Engine:
         self._query_vectors: dict[str, object] = {}  # insertion-ordered: oldest evicted first
         self._query_vectors_lock = threading.Lock()
         self.query_cache_stats = {"hits": 0, "misses": 0}  # /healthz shows them (the load test reads them)
-        self._tag_table: tuple[object, dict] = (None, {})  # (the snapshot it was read from, tag → sources)
+        self._tag_table: tuple[object, dict] = (None, {})
+        self._calibration: CalibrationFile | None = None  # (the snapshot it was read from, tag → sources)
 
     # -- components, built lazily and once -----------------------------------
     @property
@@ -115,18 +108,26 @@ class Engine:
     @property
     def retriever(self) -> HybridRetriever:
         if self._retriever is None:
+            from assistant.answerers.extractive import chunk_unit_texts
             from vectorstore.embedding_cache import cached_vectors
 
-            s = self.settings
+            s, fusion = self.settings, self.calibration
             self._retriever = HybridRetriever(
                 self.client, self.indexer.collection_name, self.query_encoder,
-                dense_weight=s.dense_weight, bm25_weight=s.bm25_weight, rrf_k=s.rrf_k, mmr=s.mmr,
+                dense_weight=fusion.dense_weight, bm25_weight=fusion.bm25_weight, rrf_k=fusion.rrf_k, mmr=s.mmr,
                 cached_vectors=cached_vectors(s.cache_dir, self.model_name),
                 # Multi-vector matching: the answer units indexing cached (README "Rank-1 precision").
-                unit_texts=_chunk_unit_texts if s.unit_matching else None,
+                unit_texts=chunk_unit_texts if s.unit_matching else None,
                 unit_bundles=s.cache_dir / "unit-bundles", namespace=self.model_name,
             )
         return self._retriever
+
+    @property
+    def calibration(self) -> Calibration:
+        """Fusion weights and abstention thresholds in effect: explicit settings, ``tune``'s, the defaults."""
+        if self._calibration is None:
+            self._calibration = CalibrationFile(self.settings, lambda: self.indexer.collection_name)
+        return self._calibration.current()
 
     @property
     def document_embedder(self):
@@ -380,7 +381,9 @@ class Engine:
         """
         if query_vector is None and mode != "bm25" and query.strip():
             query_vector = self.embed_query(query)
-        return self.retriever.search(query, k or self.settings.top_k, mode, query_vector, sources=sources)
+        retriever, fusion = self.retriever, self.calibration  # a tune run elsewhere applies from the next search
+        retriever.dense_weight, retriever.bm25_weight, retriever.rrf_k = fusion.dense_weight, fusion.bm25_weight, fusion.rrf_k
+        return retriever.search(query, k or self.settings.top_k, mode, query_vector, sources=sources)
 
     def narrow(self, query: str) -> TagScope:
         """``query`` without its ``#tag`` / ``tag:x`` filters, and the notes those tags narrow a search to.

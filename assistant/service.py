@@ -124,7 +124,7 @@ class Assistant:
         if results and engine.retriever.keyword_only:
             top_cosine = self._keyword_only_cosine(query_vector, results)
         top_bm25 = max((r.bm25 for r in results if r.bm25 is not None), default=0.0)
-        evidence = assess(condensed, top_cosine, top_bm25, snapshot.bm25.doc_freq)
+        evidence = assess(condensed, top_cosine, top_bm25, snapshot.bm25.doc_freq, engine.calibration.thresholds)
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()

@@ -109,12 +109,16 @@ class Settings(BaseModel):
         return self.embedding_model or default_model_path()
 
     def with_overrides(self, **overrides: Any) -> "Settings":
-        """A copy with the non-None overrides applied (how CLI flags win over env)."""
+        """A copy with the non-None overrides applied (how CLI flags win over env).
+
+        The copy knows which values were set explicitly (``model_fields_set``): a value
+        set in neither may be replaced by the stored calibration (``assistant.calibration``).
+        """
         values = {k: v for k, v in overrides.items() if v is not None}
         if not values:
             return self
         try:
-            return Settings(**{**self.model_dump(), **values})
+            return Settings(**{**{k: getattr(self, k) for k in self.model_fields_set}, **values})
         except ValidationError as e:
             raise SettingsError(_explain(e)) from e
 

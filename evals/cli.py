@@ -21,7 +21,7 @@ from assistant.cli.output import (
 from assistant.settings import BACKENDS
 from evals.errors import EvalError
 
-__all__ = ["eval_command", "default_dataset", "default_out_dir", "parse_floors", "missed_floors"]
+__all__ = ["eval_command", "tune_command", "default_dataset", "default_out_dir", "parse_floors", "missed_floors"]
 
 logger = logging.getLogger(__name__)
 
@@ -219,3 +219,108 @@ def _sweep(settings, dataset_path, out_dir, backend, ablate, sweeps, as_json, sp
     else:
         click.echo(format_sweep_table(results))
         click.echo(f"reports: {out_dir}")
+
+
+TUNE_METRICS = ("hit@1", "mrr@10", "key_fact_recall", "citation_hit", "abstention_recall", "answerable_answered")
+
+
+@click.command("tune")
+@click.option("--dataset", "dataset_path", type=click.Path(path_type=Path), default=None,
+              help="Your own golden set, scored before and after (default: the bundled one when it fits the notes).")
+@click.option("--split", type=click.Choice(("tune", "report")), default=None, help="Only one half of that golden set.")
+@click.option("--questions", "answerable", type=click.IntRange(20, 2000), default=150, show_default=True,
+              help="Answerable questions to make from the notes (a third as many unanswerable ones are added).")
+@click.option("--reset", is_flag=True, help="Delete the stored calibration: the defaults apply again.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the result as JSON on stdout.")
+@global_options
+@click.pass_context
+def tune_command(ctx, dataset_path, split, answerable, reset, as_json):
+    """Calibrate fusion weights and abstention thresholds on questions made from your notes, and keep them.
+
+    The values are stored in the data dir (calibration.json) and used from the next
+    question on, by this command's index configuration; settings you set explicitly
+    (NOTES_ASSISTANT_BM25_WEIGHT, …) still win.
+    """
+    from assistant.calibration import CALIBRATION_NAME, save_calibration
+
+    settings = settings_from(ctx)
+    engine = make_engine(settings)
+    path = Path(settings.data_dir) / CALIBRATION_NAME
+    if reset:
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        click.echo(f"removed {path}; the defaults apply" if existed else f"no calibration at {path}; the defaults apply")
+        return
+    golden = _tune_dataset(settings, dataset_path, split)
+
+    def run() -> dict:
+        from evals.report import write_jsonl
+        from evals.synthetic import to_jsonl_record
+        from evals.tune import tune
+
+        ensure_index(engine)
+        before = _golden_summary(engine, settings, golden, "golden before") if golden else None
+        click.echo("tune: making questions from your notes and scoring each setting…", err=True)
+        result = tune(engine, answerable, max(10, answerable // 3))
+        saved = save_calibration(settings.data_dir, result.stored)
+        write_jsonl(Path(settings.data_dir) / "calibration-questions.jsonl", [to_jsonl_record(q) for q in result.questions])
+        after = _golden_summary(engine, settings, golden, "golden after") if golden else None
+        return {"calibration": engine.calibration.to_json(), "saved": str(saved),
+                "questions": result.stored.report["questions"],
+                "synthetic": {"before": result.before.to_json(), "after": result.after.to_json()},
+                "golden": {"dataset": str(golden.path), "split": split, "before": before, "after": after} if golden else None}
+
+    out = _guarded(run)
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(_tune_text(out))
+
+
+def _tune_dataset(settings, dataset_path: Path | None, split: str | None):
+    """The golden set to score before/after: the one given, or the bundled one if every question fits the notes."""
+    from evals.dataset import corpus_lines, load_dataset, select_split
+
+    corpus = corpus_lines(settings.notes_path) if Path(settings.notes_path).exists() else {}
+    try:
+        dataset = load_dataset(dataset_path or default_dataset(), corpus)
+    except EvalError as e:
+        if dataset_path is None:
+            return None
+        raise UserError(str(e)) from e
+    if dataset_path is None and (dataset.problems or not dataset.records):
+        return None  # the bundled set is about other notes
+    _warn_skipped(dataset)
+    return select_split(dataset, split)
+
+
+def _golden_summary(engine, settings, dataset, label: str) -> dict:
+    from assistant.service import Assistant
+    from evals.runner import execute
+
+    with progress_bar(label, "q") as update:
+        result = execute(Assistant(engine, settings), dataset.path, None, False, None, update, dataset=dataset)
+    return {name: result.metrics["summary"].get(name) for name in TUNE_METRICS}
+
+
+def _tune_text(out: dict) -> str:
+    from evals.report import fmt
+
+    c = out["calibration"]
+    fusion = ", ".join(f"{k} {v:g}" for k, v in c["fusion"].items())
+    abstention = ", ".join(f"{k} {v:g}" for k, v in c["abstention"].items())
+    q = out["questions"]
+    lines = [f"{q['answerable']} answerable + {q['unanswerable']} unanswerable questions made from your notes",
+             f"  fusion:     {fusion}", f"  abstention: {abstention}", "",
+             f"  {'':<34}{'before':>8}{'after':>8}"]
+    for name in ("hit@1", "mrr@10", "answered", "abstention_recall"):
+        s = out["synthetic"]
+        lines.append(f"  {'synthetic ' + name:<34}{fmt(s['before'][name]):>8}{fmt(s['after'][name]):>8}")
+    if out["golden"]:
+        g = out["golden"]
+        for name in TUNE_METRICS:
+            lines.append(f"  {'golden ' + name:<34}{fmt(g['before'][name]):>8}{fmt(g['after'][name]):>8}")
+        lines.append(f"  (golden: {g['dataset']}{', ' + g['split'] + ' half' if g['split'] else ''}; never used to tune)")
+    lines.append(f"saved: {out['saved']} — used from the next question on; notes-assistant tune --reset goes back "
+                 "to the defaults")
+    return "\n".join(lines)

@@ -43,7 +43,7 @@ RETRIEVAL_METRICS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "ndcg@10", "
 RANX_NAMES = {m: m.replace("hit@", "hit_rate@") for m in RETRIEVAL_METRICS}
 ANSWER_METRICS = (
     "key_fact_recall", "citation_precision", "citation_hit", "groundedness",
-    "abstention_precision", "abstention_recall", "abstention_f1", "answered_rate", "pass_rate",
+    "abstention_precision", "abstention_recall", "abstention_f1", "answered_rate", "answerable_answered", "pass_rate",
 )
 MODES = ("hybrid", "dense", "bm25")
 STAGES = ("condense", "retrieve", "answer", "total")
@@ -166,6 +166,7 @@ def answer_summary(rows: Sequence[Mapping]) -> dict[str, float | None]:
     - citation_hit: share of answered answerable questions with a citation on the gold lines.
     - groundedness: mean share of supported statements, over answered questions with statements.
     - answered_rate: share of all questions not abstained on.
+    - answerable_answered: share of the answerable questions not abstained on.
     - pass_rate: share of questions that pass (see ``evals.runner.judge``).
     """
     answerable = [r for r in rows if r["answerable"]]
@@ -178,6 +179,7 @@ def answer_summary(rows: Sequence[Mapping]) -> dict[str, float | None]:
     }
     out.update(abstention_scores([r["answerable"] for r in rows], [r["abstained"] for r in rows]))
     out["answered_rate"] = mean_of(0.0 if r["abstained"] else 1.0 for r in rows)
+    out["answerable_answered"] = mean_of(0.0 if r["abstained"] else 1.0 for r in answerable)
     out["pass_rate"] = mean_of(1.0 if r["pass"] else 0.0 for r in rows)
     return out
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from evals.metrics import ANSWER_METRICS, RETRIEVAL_METRICS, STAGES
 
-__all__ = ["git_commit", "write_json", "write_report", "render_markdown", "fmt", "SUMMARY_ROWS", "KIND_COLUMNS"]
+__all__ = ["git_commit", "write_json", "write_jsonl", "write_report", "render_markdown", "fmt", "SUMMARY_ROWS", "KIND_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,13 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(_clean(obj), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
+def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    """One JSON object per line (per_question.jsonl, tune's synthetic questions)."""
+    with Path(path).open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(_clean(row), ensure_ascii=False) + "\n")
+
+
 def write_report(out_dir: Path, metrics: dict, rows: Sequence[dict], worst: Sequence[dict],
                  comparison: dict | None = None) -> list[Path]:
     """Write metrics.json, per_question.jsonl and the charts into ``out_dir``; return the chart paths.
@@ -59,9 +66,7 @@ def write_report(out_dir: Path, metrics: dict, rows: Sequence[dict], worst: Sequ
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)
-    with (out_dir / "per_question.jsonl").open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(_clean(row), ensure_ascii=False) + "\n")
+    write_jsonl(out_dir / "per_question.jsonl", rows)
     paths = [
         charts.metrics_by_kind_chart(metrics["by_kind"], out_dir / "metrics_by_kind.png"),
         charts.latency_chart([r["timings_ms"] for r in rows], STAGES, out_dir / "latency.png"),

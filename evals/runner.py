@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from assistant.calibration import FUSION_FIELDS
 from assistant.followup import content_words
 from evals.dataset import Dataset, EvalRecord, corpus_lines, load_dataset
 from evals.errors import DatasetError
@@ -285,7 +286,7 @@ def worst_questions(rows: Sequence[dict], n: int = 10) -> list[dict]:
 
 
 def _config(assistant, backend: str | None, modes: Sequence[str], chunks: int, corpus: dict[str, int]) -> dict:
-    s = assistant.settings
+    s, calibration = assistant.settings, assistant.engine.calibration
     config = {
         "backend": backend or s.backend,
         "notes_path": str(s.notes_path),
@@ -295,9 +296,8 @@ def _config(assistant, backend: str | None, modes: Sequence[str], chunks: int, c
         "chunk_tokens": s.chunk_tokens,
         "chunk_overlap": s.chunk_overlap,
         "top_k": s.top_k,
-        "dense_weight": s.dense_weight,
-        "bm25_weight": s.bm25_weight,
-        "rrf_k": s.rrf_k,
+        **{name: getattr(calibration, name) for name in FUSION_FIELDS},
+        "calibration": calibration.to_json(),
         "mmr": s.mmr,
         "retrieval_depth": RETRIEVAL_DEPTH,
         "modes": list(modes),

@@ -17,7 +17,7 @@ MAX_LINES = 400
 
 EXPECTED_ALL = {
     "assistant": [
-        "abstain", "answer", "answerers", "bootstrap", "citations", "cli", "engine", "errors", "followup", "service",
+        "abstain", "answer", "answerers", "bootstrap", "calibration", "citations", "cli", "engine", "errors", "followup", "service",
         "settings", "watch", "web",
     ],
     "assistant.answerers": ["backends", "extractive", "llm", "prompt"],
@@ -39,7 +39,8 @@ EXPECTED_ALL = {
         "HybridRetriever", "Mode", "SearchResult", "Snapshot",
         "make_client",
     ],
-    "evals": ["charts", "cli", "compare", "dataset", "errors", "metrics", "report", "runner", "scoring", "sweep"],
+    "evals": ["charts", "cli", "compare", "dataset", "errors", "metrics", "report", "runner", "scoring", "sweep", "synthetic",
+              "tune"],
 }
 
 

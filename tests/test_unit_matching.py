@@ -65,13 +65,13 @@ class CountingLookup:
 
 
 def _retriever(engine: Engine, lookup, bundles=None, unit_texts=True) -> HybridRetriever:
-    from assistant.engine import _chunk_unit_texts
+    from assistant.answerers.extractive import chunk_unit_texts
 
     s = engine.settings
     return HybridRetriever(
         engine.client, engine.retriever.collection_name, engine.query_encoder, dense_weight=s.dense_weight,
         bm25_weight=s.bm25_weight, rrf_k=s.rrf_k, mmr=s.mmr, cached_vectors=lookup,
-        unit_texts=_chunk_unit_texts if unit_texts else None, unit_bundles=bundles, namespace=engine.model_name,
+        unit_texts=chunk_unit_texts if unit_texts else None, unit_bundles=bundles, namespace=engine.model_name,
     )
 
 

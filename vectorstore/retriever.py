@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Container
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -28,7 +28,7 @@ from vectorstore.snapshot import Snapshot, VectorLookup
 from vectorstore.text import embed_text
 from vectorstore.units import UnitTexts, load_unit_vectors
 
-__all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode"]
+__all__ = ["SearchResult", "Snapshot", "HybridRetriever", "Mode", "fuse"]
 
 logger = logging.getLogger(__name__)
 
@@ -340,11 +340,7 @@ class HybridRetriever:
         elif mode == "bm25":
             fused = lexical
         else:
-            scores: dict[str, float] = {}
-            for weight, ranking in ((self.dense_weight, dense), (self.bm25_weight, lexical)):
-                for rank, (cid, _) in enumerate(ranking, start=1):
-                    scores[cid] = scores.get(cid, 0.0) + weight / (self.rrf_k + rank)
-            fused = sorted(scores.items(), key=lambda p: (-p[1], snapshot.position[p[0]]))
+            fused = fuse(dense, lexical, self.dense_weight, self.bm25_weight, self.rrf_k, snapshot.position)
 
         results: list[SearchResult] = []
         kept_spans: list[tuple[str, int, int]] = []
@@ -364,6 +360,22 @@ class HybridRetriever:
             if len(results) == k:
                 break
         return results
+
+
+def fuse(dense: Sequence[tuple[str, float]], lexical: Sequence[tuple[str, float]], dense_weight: float,
+         bm25_weight: float, rrf_k: int, position: Mapping[str, int]) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion of two rankings: (chunk id, fused score) best first.
+
+    Ties go to the chunk that comes first in the snapshot (``position``).
+
+    >>> fuse([("a", .9), ("b", .8)], [("b", 7.0)], 1.0, 0.5, 10, {"a": 0, "b": 1})
+    [('b', 0.12878787878787878), ('a', 0.09090909090909091)]
+    """
+    scores: dict[str, float] = {}
+    for weight, ranking in ((dense_weight, dense), (bm25_weight, lexical)):
+        for rank, (cid, _) in enumerate(ranking, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (rrf_k + rank)
+    return sorted(scores.items(), key=lambda p: (-p[1], position[p[0]]))
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from vectorstore import SearchResult
 from vectorstore.bm25 import analyze
 from vectorstore.text import embed_text
 
-__all__ = ["ExtractiveAnswerer", "Draft", "Unit", "unit_texts_of", "units_of", "quoted_runs", "wants_fix"]
+__all__ = ["ExtractiveAnswerer", "Draft", "Unit", "unit_texts_of", "chunk_unit_texts", "units_of", "quoted_runs", "wants_fix"]
 
 # Weights of the unit score; calibrated on the golden set (README "Extractive answerer").
 W_COSINE, W_OVERLAP, W_RANK = 0.55, 0.30, 0.15
@@ -56,11 +56,12 @@ def unit_texts_of(documents) -> list[str]:
 
     The same formula as a chunk's (``vectorstore.text.embed_text``), so one cache serves both.
     """
-    return [
-        embed_text(d.metadata["heading"], text)
-        for d in documents
-        for _, _, text in units_of(d.page_content, d.metadata["start_line"])
-    ]
+    return [text for d in documents for text in chunk_unit_texts(d.page_content, d.metadata)]
+
+
+def chunk_unit_texts(text: str, metadata: dict) -> list[str]:
+    """``unit_texts_of`` for one chunk given as text + metadata (as a search snapshot holds it)."""
+    return [embed_text(metadata["heading"], unit) for _, _, unit in units_of(text, metadata["start_line"])]
 
 
 _HTML_COMMENT = re.compile(r"^\s*<!--.*?-->\s*$", re.S)

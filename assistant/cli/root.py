@@ -23,7 +23,7 @@ __all__ = ["cli", "main"]
 class LazyGroup(click.Group):
     """Subcommands that live in other packages are imported only when invoked (fast cold start)."""
 
-    lazy = {"eval": "evals.cli:eval_command"}
+    lazy = {"eval": "evals.cli:eval_command", "tune": "evals.cli:tune_command"}
 
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *self.lazy})

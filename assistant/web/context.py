@@ -78,6 +78,7 @@ class AppContext:
             "stale": fresh["notes_newer"] or fresh["serving_generation"] != fresh["generation"],
             "changed": fresh["changed"], "embedding_model": self.model_label, "backend": self.settings.backend,
             "indexing": self.indexing(), "query_vectors": dict(self.engine.query_cache_stats),
+            "calibration": self.engine.calibration.to_json(),
         }
 
     def indexing(self) -> dict | None:
@@ -92,7 +93,8 @@ class AppContext:
         return render.indexing_banner_html(self.indexer.progress(), self.engine.retriever.keyword_only)
 
     def status_html(self) -> str:
-        return render.index_status_html(self.engine.status(), self.settings.notes_path, self.model_label)
+        return render.index_status_html(self.engine.status(), self.settings.notes_path, self.model_label,
+                                        self.engine.calibration)
 
     def header_html(self) -> str:
         return render.header_html(self.engine.status())

@@ -23,7 +23,7 @@ LinkResolver = Callable[[WikiLink], "str | None"]  # a [[wikilink]] → the view
 
 __all__ = [
     "ANSWER_CSS", "render_markdown", "answer_html", "reveal_html", "reveal_prefixes", "streaming_html",
-    "question_html", "search_html", "error_html", "worst_html", "index_status_html", "header_html",
+    "question_html", "search_html", "error_html", "worst_html", "index_status_html", "calibration_text", "header_html",
     "index_report_html", "indexing_banner_html", "report_html",
 ]
 
@@ -295,7 +295,27 @@ def report_html(markdown: str) -> str:
     return render_markdown("\n".join(kept))
 
 
-def index_status_html(status, notes_path, embedding_model: str) -> str:
+def calibration_text(calibration) -> str:
+    """One line on the fusion weights and abstention thresholds in use (a ``Calibration``), and their origin.
+
+    >>> from assistant.calibration import effective
+    >>> from assistant.settings import Settings
+    >>> calibration_text(effective(Settings(), None))[:72]
+    'defaults (run notes-assistant tune to calibrate on your notes) · fusion '
+    """
+    if calibration.tuned_at:
+        origin = f"tuned on your notes {calibration.tuned_at.replace('T', ' ')[:16]} UTC"
+    else:
+        origin = "defaults (run notes-assistant tune to calibrate on your notes)"
+    if calibration.problem:
+        origin += f" — {calibration.problem}"
+    t = calibration.thresholds
+    return (f"{origin} · fusion dense {calibration.dense_weight:g} / bm25 {calibration.bm25_weight:g} / rrf_k "
+            f"{calibration.rrf_k} · abstain below cosine {t.floor_cosine:g} (bm25 {t.floor_bm25:g}), "
+            f"names {t.name_cosine:g}, {t.missing_ratio:.0%} unknown words {t.vocab_cosine:g}")
+
+
+def index_status_html(status, notes_path, embedding_model: str, calibration=None) -> str:
     """The Index panel's table from an ``IndexStatus`` (files, chunks, last indexed, stale or not)."""
     changed = status.stale_sources + status.new_sources + status.removed_sources
     if not status.indexed:
@@ -306,6 +326,8 @@ def index_status_html(status, notes_path, embedding_model: str) -> str:
         state = "up to date"
     rows = [("Notes", status.sources), ("Chunks", status.chunks), ("Last indexed", status.last_indexed or "never"),
             ("State", state), ("Notes folder", notes_path), ("Embedding model", embedding_model)]
+    if calibration is not None:
+        rows.append(("Calibration", calibration_text(calibration)))
     cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="na-status">{cells}</table>'
 
