@@ -8,13 +8,18 @@ lone surrogates, or non-finite numbers that JSON cannot carry back).
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
+from collections.abc import Iterator
+from contextlib import closing
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from assistant.answer import Answer
 from assistant.settings import SettingsError
 from assistant.web.assets import APP_SCRIPT, APP_SCRIPT_PATH
 from assistant.web.chat_state import AskRequest, replace_lone_surrogates
@@ -23,7 +28,10 @@ from assistant.web.viewer import content_security_policy, note_page, parse_line_
 
 __all__ = ["add_routes", "validation_failed", "excerpt"]
 
+logger = logging.getLogger(__name__)
+
 MAX_ERRORS = 5  # problems listed in a 422; the rest are counted
+DISCONNECT_CHECK = 0.1  # seconds between looks at the client's connection while an LLM writes the answer
 
 
 def excerpt(value: object, limit: int = 60) -> str:
@@ -50,6 +58,28 @@ async def validation_failed(request: Request, error: RequestValidationError) -> 
     return JSONResponse(body, status_code=422)
 
 
+def _answer_while_connected(request: Request, items: Iterator) -> Answer | None:
+    """The final ``Answer`` of ``items`` (an ``Assistant.stream``), or None when the client left first.
+
+    Runs on a worker thread. ``/api/ask`` does not stream, but an LLM writes for seconds: if the client
+    disconnects meanwhile, closing the stream closes the request to the LLM, so the endpoint stops
+    generating for nobody (it kept going to its token cap). The connection is looked at between
+    streamed deltas, so while the LLM reads the prompt the first-token deadline bounds the wait.
+    The chat needs none of this: Gradio closes its generator when the browser goes away.
+    """
+    checked = time.monotonic()
+    with closing(items):
+        for item in items:
+            if isinstance(item, Answer):
+                return item
+            if time.monotonic() - checked >= DISCONNECT_CHECK:
+                checked = time.monotonic()
+                if anyio.from_thread.run(request.is_disconnected):
+                    logger.info("api ask: the client went away mid-answer; closing the LLM request")
+                    return None
+    raise RuntimeError("the answer stream ended without an answer")
+
+
 def add_routes(app: FastAPI, ctx: AppContext) -> None:
     app.add_exception_handler(RequestValidationError, validation_failed)
     guard = [Depends(ctx.authorize)]
@@ -74,15 +104,20 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
     def app_script() -> Response:
         return Response(APP_SCRIPT, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
-    @app.post("/api/ask", dependencies=guard)
-    async def api_ask(body: AskRequest) -> dict:
+    @app.post("/api/ask", dependencies=guard, response_model=None)
+    async def api_ask(body: AskRequest, request: Request) -> dict | Response:
         if not body.question.strip():
             raise HTTPException(422, "the question is empty")
         history = [turn.model_dump() for turn in body.history]
-        cpu_bound = (body.backend or ctx.settings.backend) == "extractive"
         try:
-            answer = await anyio.to_thread.run_sync(ctx.assistant.ask, body.question, history, body.backend,
-                                                    body.top_k, limiter=ctx.cpu_limiter if cpu_bound else None)
+            if (body.backend or ctx.settings.backend) == "extractive":  # CPU-bound, milliseconds: nothing to cancel
+                answer = await anyio.to_thread.run_sync(ctx.assistant.ask, body.question, history, body.backend,
+                                                        body.top_k, limiter=ctx.cpu_limiter)
+            else:
+                stream = ctx.assistant.stream(body.question, history, body.backend, body.top_k)
+                answer = await anyio.to_thread.run_sync(_answer_while_connected, request, stream)
         except SettingsError as e:
             raise HTTPException(422, str(e)) from e
+        if answer is None:
+            return Response(status_code=499)  # "client closed request": nobody reads it
         return answer.to_json(with_text=True)
