@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from assistant.followup import content_words
 from vectorstore.bm25 import analyze
 
 __all__ = ["Evidence", "Thresholds", "DEFAULT_THRESHOLDS", "Signals", "signals", "assess", "abstains"]
@@ -98,8 +99,17 @@ class Signals:
 
 
 def signals(question: str, top_cosine: float, top_bm25: float, doc_freq) -> Signals:
-    """The rules' inputs for ``question``; ``doc_freq``: term → number of chunks containing it."""
-    terms = analyze(question)
+    """The rules' inputs for ``question``; ``doc_freq``: term → number of chunks containing it.
+
+    Terms are the question's content words (``followup.content_words``: no "what", "how", "my"),
+    analysed as BM25 does: a short note that never says "what" must not make "What is SnapStart?"
+    half unknown.
+
+    >>> s = signals("What is SnapStart?", 0.3, 1.0, {"snapstart": 1})
+    >>> s.terms, s.missing_terms
+    (1, ())
+    """
+    terms = analyze(" ".join(content_words(question)))
     missing = tuple(t for t in dict.fromkeys(terms) if not doc_freq.get(t))
     names = tuple(
         name for name in dict.fromkeys(_names(question))

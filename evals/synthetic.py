@@ -10,9 +10,12 @@ Answerable, from a sample of chunks spread over the notes (``origin``):
   replication work?"); a title shared by several sections gets its parent's title too;
 - ``bold`` — a bold phrase the note stresses ("What about **only one parent**?");
 - ``definition`` — "X is …", "X: …", "X - …" lines → "What is X?";
-- ``command`` — a section that holds a command or code → "Which command … <title>?";
+- ``command`` — a section that holds a command or code → "How do I use <title>?";
 - ``keywords`` — three or four of a sentence's rarer words, as a user who half
   remembers a note types them.
+
+A fifth of them get one word of the asker's own that the notes never use ("… roughly?"),
+as people's questions do (``_OWN_WORDS``).
 
 Unanswerable: well-known products, tools and everyday topics (``ABSENT``) kept only
 when none of their words occurs in the notes; a product is asked about alone or about
@@ -30,8 +33,9 @@ import random
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from assistant.followup import content_words
 from vectorstore.bm25 import analyze
 
 __all__ = ["SyntheticQuestion", "ABSENT", "make_questions", "to_jsonl_record"]
@@ -64,6 +68,16 @@ _TOPIC_TEMPLATES = (  # an everyday topic in a question of ordinary length: one 
 _GENERIC = {"overview", "notes", "note", "misc", "miscellaneous", "introduction", "intro", "summary", "example",
             "examples", "resources", "links", "todo", "other", "general", "basics", "more", "details", "usage",
             "tips", "references", "reference", "see also", "faq", "questions", "about"}
+_STOP_START = {"the", "a", "an", "this", "that", "these", "those", "it", "we", "you", "i", "they", "here", "there",
+               "when", "because", "if", "so", "but", "and", "or", "also", "then", "now", "consider", "something",
+               "note", "see", "e.g", "i.e", "example"}
+_RARE = 5  # a "keywords" question needs a word found in at most this many chunks
+# People ask in their own words: on the golden sets' tune halves 14 % (AWS) and 22 % (TIL) of the
+# answerable questions hold a word the notes never use. Questions made from the notes hold none, so
+# a share of them gets one such word, or abstention would be tuned as if nobody ever paraphrased.
+_OWN_WORDS = ("roughly", "briefly", "honestly", "basically", "nowadays", "gotchas", "pitfalls", "caveats",
+              "tradeoffs", "nuances", "painlessly", "cheaply", "ideally", "sensibly", "cleverly", "wisely")
+_OWN_WORDS_SHARE = 0.2
 _BOLD = re.compile(r"\*\*([^*\n]{3,60}?)\*\*")
 _DEFINITION = re.compile(
     r"^\s*(?:[-*+]\s+)?(?:\*\*|`)?([A-Z][\w .+/()-]{1,40}?|(?:(?<=\*\*)|(?<=`))[a-z][\w .+/()-]{1,40}?)(?:\*\*|`)?"
@@ -101,42 +115,66 @@ def _leaf(heading: str) -> tuple[str, str]:
 
 
 def _clean(text: str) -> str:
-    return " ".join(re.sub(r"[*`_#\[\]]", "", text).split()).strip(" :;,-.")
+    return " ".join(re.sub(r"[*`#\[\]]", "", text).split()).strip(" :;,-.")
+
+
+def _named(term: str, wrapped: bool) -> bool:
+    """A term worth asking "What is X?" about: emphasised by the note, or written like a name
+    (every word capitalised, an acronym, letters with digits) — not a sentence's first words."""
+    words = term.split()
+    if not content_words(term) or words[0].lower() in _STOP_START:
+        return False
+    if wrapped:
+        return True
+    if len(words) == 1:
+        word = words[0]
+        return sum(c.isupper() for c in word) >= 2 or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+    return all(w[:1].isupper() or not w[:1].isalpha() for w in words)
 
 
 def _from_chunk(text: str, heading: str, leaf_count: Counter, doc_freq: Mapping[str, int], rng: random.Random):
-    """Candidate (origin, question) pairs for one chunk, best-grounded first."""
+    """Candidate (origin, question) pairs for one chunk, best-grounded first.
+
+    A question must name its subject with at least two content words (or one written like a
+    name): "Can you explain patterns?" asks nothing a reader could answer.
+    """
     leaf, parent = _leaf(heading)
     title = _clean(leaf)
-    deep = heading.count(" > ") >= 2  # the parent is not the notes' top title
-    if title.lower() in _GENERIC or leaf_count[leaf] > 1 or (deep and len(analyze(title)) <= 1):
+    if title.lower() in _GENERIC or leaf_count[leaf] > 1 or len(content_words(title)) <= 1:
         title = _clean(f"{parent} {leaf}") if parent else title
     out = []
-    if len(analyze(title)) >= 1 and title.lower() not in _GENERIC:
-        template = rng.choice(("How does {t} work?", "What do my notes say about {t}?", "Tell me about {t}",
-                               "What should I know about {t}?"))
+    if title.lower() not in _GENERIC and (len(content_words(title)) >= 2 or _named(title, False)):
+        # Template words are stop words only (``followup.content_words``): a word of ours that the notes
+        # happen to lack would make the question look half unknown to abstention.
+        template = rng.choice(("How does {t} work?", "Tell me about {t}", "What should I know about {t}?",
+                               "Can you explain {t}?"))
         out.append(("heading", template.format(t=title[:1].lower() + title[1:] if not title[:2].isupper() else title)))
         if _COMMAND.search(text):
-            out.append(("command", f"Which command or snippet do I need for {title}?"))
+            out.append(("command", f"How do I use {title}?"))
     for match in _BOLD.finditer(text):
         phrase = _clean(match.group(1))
-        if 2 <= len(analyze(phrase)) <= 6:
+        if 2 <= len(content_words(phrase)) <= 6:
             out.append(("bold", f"What about {phrase}?"))
             break
     for line in text.splitlines():
         match = _DEFINITION.match(line)
-        term = _clean(match.group(1)) if match else ""
-        if term and 1 <= len(analyze(term)) <= 4 and term.lower() not in _GENERIC:
+        if match is None:
+            continue
+        term = _clean(match.group(1))
+        wrapped = line.lstrip(" -*+").startswith(("**", "`"))
+        if term and len(content_words(term)) <= 4 and term.lower() not in _GENERIC and _named(term, wrapped):
             out.append(("definition", f"What is {term}?"))
             break
     sentences = [s for s in _SENTENCE.findall(re.sub(r"[*`]", "", text)) if len(set(analyze(s))) >= 6]
     if sentences:
         words = {}  # term → the first word of the sentence that gives it
         for word in re.findall(r"[\w'-]+", rng.choice(sentences)):
-            for term in analyze(word):
+            for term in analyze(" ".join(content_words(word))):
                 words.setdefault(term, word.lower())
         rare = sorted(words, key=lambda t: doc_freq.get(t, 0))[: rng.choice((3, 4))]
-        out.append(("keywords", " ".join(words[t] for t in words if t in rare) + "?"))  # in the sentence's order
+        if len(rare) >= 3 and doc_freq.get(rare[0], 0) <= _RARE:  # at least one word that points somewhere
+            picked = dict.fromkeys(words[t] for t in words if t in rare)  # in the sentence's order, once each
+            out.append(("keywords", " ".join(picked) + "?"))
     return out
 
 
@@ -173,6 +211,10 @@ def make_questions(ids: Sequence[str], texts: Sequence[str], metadatas: Sequence
                 (int(meta["start_line"]), int(meta["end_line"])), meta.get("heading", ""),
             ))
             break
+    own = [w for w in _OWN_WORDS if all(not doc_freq.get(t) for t in analyze(w))]
+    for n, q in enumerate(questions):
+        if own and rng.random() < _OWN_WORDS_SHARE:
+            questions[n] = replace(q, question=f"{q.question.rstrip('?')} {rng.choice(own)}?")
     aspects = _aspects(metadatas, doc_freq)
     absent = [name for name in ABSENT if all(not doc_freq.get(t) for t in analyze(name))]
     rng.shuffle(absent)

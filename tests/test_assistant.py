@@ -145,3 +145,20 @@ def test_raw_html_in_notes_is_quoted_as_text_and_inert_when_rendered(tmp_path, m
     assert "<script>window.__xss=1</script>" in answer.answer and "**bucket policy**" in answer.answer
     rendered = render_markdown(answer.answer, answer.citations)
     assert "<script" not in rendered and "<img" not in rendered and "&lt;script&gt;" in rendered
+
+
+def test_question_words_a_small_note_lacks_do_not_make_a_covered_question_unknown(tmp_path, make_settings, embedder):
+    """Found against a real LLM server: on a one-note corpus "What is SnapStart?" abstained with
+    "1 of 2 terms not in the notes" — the missing term was "what"."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "lambda.md").write_text(
+        "# Lambda\n\n## Cold starts\n\n- SnapStart (Java) restores a snapshot of an initialised execution "
+        "environment, so cold starts drop to under a second.\n- Provisioned concurrency keeps instances warm.\n",
+        encoding="utf-8",
+    )
+    engine = Engine(make_settings(notes), embedder=embedder)
+    engine.index()
+    answer = Assistant(engine).ask("What is SnapStart?")
+    assert not answer.abstained, answer.evidence
+    assert "SnapStart" in answer.answer and answer.citations
