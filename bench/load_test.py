@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--url must point at this machine (127.0.0.1, ::1 or localhost)")
     questions = [json.loads(line)["question"] for line in args.questions.read_text(encoding="utf-8").splitlines()
                  if line.strip()]
+    # Once each, as ``varied`` writes them: "And for EFS?" and "and for EFS?" are one text after a prefix.
+    questions = list({q[:1].lower() + q[1:]: q for q in questions}.values())
 
     process = None
     url = args.url.rstrip("/") if args.url else None
