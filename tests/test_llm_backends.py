@@ -8,6 +8,7 @@ markers are dropped; failures fall back to the extractive answer with one notice
 from __future__ import annotations
 
 import json
+import time
 import re
 
 import pytest
@@ -490,3 +491,37 @@ def test_cli_ask_without_endpoint_is_a_one_line_error(notes_dir, cli_data_dir, e
     assert result.exit_code == 2 and result.stdout == ""
     [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert "NOTES_ASSISTANT_LLM_BASE_URL" in line and "Traceback" not in result.stderr
+
+
+def test_leaving_api_ask_mid_answer_closes_the_request_to_the_endpoint(engine, server):
+    """``POST /api/ask`` with an LLM backend: a client that hangs up while the model writes stops it.
+
+    Before: the app kept reading the stream to its end for nobody (a real llama-server wrote 1,023
+    tokens in 18.7 s; tests/test_real_llm.py). The app runs under uvicorn; the client is a raw socket.
+    """
+    import socket
+
+    from app import build_app
+    from tests.test_e2e_browser import serve
+
+    server.script(Reply(text=LONG, interval=0.05))  # 400 words at 20 a second: ~20 s if nobody stops it
+    port = unused_port()
+    settings = llm_settings(engine, server, "openai", llm_timeout=30.0).with_overrides(port=port)
+    app_server = serve(build_app(settings, Assistant(engine, settings)), port)
+    try:
+        body = json.dumps({"question": COLD, "backend": "openai"}).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            request = None
+            for _ in range(200):  # until the endpoint is writing the answer
+                request = next(iter(answer_requests(server)), None)
+                if request is not None and request.chunks_sent >= 3:
+                    break
+                time.sleep(0.05)
+            assert request is not None and request.chunks_sent >= 3
+        assert request.closed.wait(10) and request.client_gone  # the app hung up on the endpoint
+        assert request.chunks_sent < len(LONG.split()) // 2
+    finally:
+        app_server.should_exit = True
+        app_server.thread.join(15)
