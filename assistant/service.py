@@ -160,7 +160,8 @@ class Assistant:
                         yield RESET  # streaming consumers drop the partial LLM text
                     text, llm, used_backend = "", None, "extractive"
             if llm is None:
-                draft = self.extractive.answer(condensed, query_vector, results, snapshot.bm25.doc_freq, len(snapshot))
+                draft = self.extractive.answer(condensed, query_vector, results, snapshot.bm25.doc_freq, len(snapshot),
+                                               snapshot.whole_notes)
                 text, citations = draft.answer, draft.citations
                 if not citations:
                     text, abstained = _not_covered(results), True

@@ -206,3 +206,34 @@ def test_wants_fix_reads_how_why_and_keyword_questions():
     assert wants_fix("tmux change prefix key") and wants_fix("Is there a faster way to count rows?")
     assert wants_fix("I worry about UPDATE without WHERE. Can the client refuse it?")
     assert not wants_fix("What is S3 versioning?") and not wants_fix("In what format is the TTL stored?")
+
+
+def test_a_short_note_is_quoted_whole_so_the_fix_after_the_setup_is_in_the_answer(tmp_path, make_settings, embedder):
+    """TIL-style notes state a problem, show what failed, then the fix. Quoting the best 4 units of such
+    a note often stopped before the fix (TIL tune half: key-fact recall 0.898); a short note is one answer."""
+    from assistant.engine import Engine
+    from assistant.service import Assistant
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "force-push.md").write_text(
+        "# Shorthand To Force Push A Branch\n\n"
+        "If your local branch differs in its history from the remote branch, git refuses the push.\n\n"
+        "You can override the remote by force pushing, for example with the force flag:\n\n"
+        "```bash\n$ git push --force origin main\n```\n\n"
+        "That rejected push happens a lot after an interactive rebase of the branch.\n\n"
+        "The remote then shows the old commits until you push again.\n\n"
+        "A shorter way is to prefix the branch name with a plus sign:\n\n"
+        "```bash\n$ git push origin +main\n```\n\n"
+        "In a team, prefer `--force-with-lease` so you do not overwrite commits you have not pulled.\n",
+        encoding="utf-8",
+    )
+    (notes / "other.md").write_text("# Rebase\n\nAn interactive rebase rewrites the branch history.\n\n"
+                                    "## Autosquash\n\nUse `--autosquash` to fold fixup commits.\n", encoding="utf-8")
+    engine = Engine(make_settings(notes), embedder=embedder)
+    engine.index()
+    assert "force-push.md" in engine.retriever.snapshot.whole_notes and "other.md" not in engine.retriever.snapshot.whole_notes
+    answer = Assistant(engine).ask("git refuses my push after I rewrote the branch history; how do I overwrite the remote?")
+    assert not answer.abstained
+    assert "+main" in answer.answer and "--force-with-lease" in answer.answer
+    assert [c.source for c in answer.citations] == ["force-push.md"]

@@ -6,8 +6,10 @@ a query never sees a half-built index) from the collection's committed rows.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,12 @@ class Snapshot:
     position: dict[str, int] = field(repr=False)
     vectors: np.ndarray | None = field(default=None, repr=False)  # row i: normalised embedding of ids[i]
     units: UnitVectors | None = field(default=None, repr=False)  # answer-unit vectors per chunk (multi-vector)
+
+    @cached_property
+    def whole_notes(self) -> frozenset[str]:
+        """The notes indexed as one chunk: that chunk is the whole note."""
+        counts = Counter(m["source"] for m in self.metadatas)
+        return frozenset(source for source, n in counts.items() if n == 1)
 
     @classmethod
     def from_collection(cls, collection, version: str, previous: "Snapshot | None" = None,

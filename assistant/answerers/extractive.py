@@ -16,6 +16,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Container
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -131,8 +132,13 @@ class ExtractiveAnswerer:
                 out.append(Unit(result, start, end, text))
         return out
 
-    def select(self, question: str, query_vector: np.ndarray, results: list[SearchResult], doc_freq, corpus_size: int) -> list[Unit]:
-        """The chosen units, best-first by MMR (see module doc)."""
+    def select(self, question: str, query_vector: np.ndarray, results: list[SearchResult], doc_freq, corpus_size: int,
+               whole_notes: Container[str] = frozenset()) -> list[Unit]:
+        """The chosen units, best-first by MMR (see module doc).
+
+        When the best unit's chunk is a whole short note (``whole_notes``) that fits the token budget,
+        the answer quotes all of it: a short note is one answer — its problem, its fix, its caveat.
+        """
         units = self.units(results)
         if not units:
             return []
@@ -154,6 +160,11 @@ class ExtractiveAnswerer:
         scores = np.asarray(scores)
         if wants_fix(question):
             scores = _favour_fixes(units, scores)
+        top = units[int(np.argmax(scores))].result
+        if top.source in whole_notes:
+            note = [u for u in units if u.result is top and not _LINK_ONLY.match(u.text)]
+            if sum(count_tokens(u.text) for u in note) <= self.max_tokens:
+                return note
         return [units[i] for i in self._pick(units, scores, vectors)]
 
     def _pick(self, units: list[Unit], scores: np.ndarray, vectors: np.ndarray) -> list[int]:
@@ -186,14 +197,15 @@ class ExtractiveAnswerer:
             candidates = [i for i in candidates if i not in group]
         return chosen
 
-    def answer(self, question: str, query_vector, results: list[SearchResult], doc_freq, corpus_size: int) -> Draft:
+    def answer(self, question: str, query_vector, results: list[SearchResult], doc_freq, corpus_size: int,
+               whole_notes: Container[str] = frozenset()) -> Draft:
         """Render the selected units under a lead line; one citation per contiguous run of quoted lines.
 
         Units of one chunk that follow each other in the note (only blank lines between them)
         share a citation; a gap of unquoted lines starts a new one, so a citation never covers
         lines the answer does not quote.
         """
-        chosen = self.select(question, query_vector, results, doc_freq, corpus_size)
+        chosen = self.select(question, query_vector, results, doc_freq, corpus_size, whole_notes)
         if not chosen:
             return Draft("", [])
         # Group by chunk, groups in order of their best unit, units in note order.
