@@ -180,6 +180,8 @@ def _swap_into(context: str, subject: str) -> str:
     'How does Redis stay highly available?'
     >>> _swap_into("How is standard storage priced?", "Glacier")
     'How is Glacier priced?'
+    >>> _swap_into("Can I encrypt an existing RDS database?", "EBS")  # the kind noun belonged to the old subject
+    'Can I encrypt an existing EBS?'
     """
     words = list(_WORD.finditer(context))
 
@@ -197,12 +199,20 @@ def _swap_into(context: str, subject: str) -> str:
     named = runs(lambda i, m: _is_name(m.group(), i == 0 or _sentence_start(context, m.start())))
     if named:
         run = named[-1]
+        after = words.index(run[-1]) + 1
+        if after < len(words) and words[after].group().lower() in _KIND_NOUNS:  # "RDS database": one subject
+            run = [*run, words[after]]
     else:
         plain = runs(lambda i, m: m.group().lower() not in _STOP and not _is_verb_like(m.group()))
         if not plain:
             return f"{context} {subject}"
         run = plain[0]
     return context[: run[0].start()] + subject + context[run[-1].end() :]
+
+
+# What a name is a kind of ("RDS database", "S3 bucket"): swapped out with the name, the new subject is another kind.
+_KIND_NOUNS = set("database databases db bucket buckets queue queues table tables function functions instance "
+                  "instances cluster clusters topic topics stream streams volume volumes service services".split())
 
 
 def _is_verb_like(word: str) -> bool:

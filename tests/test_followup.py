@@ -20,8 +20,9 @@ def test_entity_swap_keeps_the_aspect_and_replaces_the_subject():
     assert condense("and for DynamoDB?", [user("How is Aurora billed?")]) == "How is DynamoDB billed?"
     assert condense("How about Kinesis Data Streams?", [user("What is the maximum retention of SQS?")]) == (
         "What is the maximum retention of Kinesis Data Streams?")
+    # "database" was part of the old subject ("RDS database"): EFS is not a database.
     assert condense("Is it the same for EFS?", [user("Can I encrypt an existing RDS database?")]) == (
-        "Can I encrypt an existing EFS database?")
+        "Can I encrypt an existing EFS?")
 
 
 def test_swap_after_a_rewritten_turn_swaps_the_carried_subject():
