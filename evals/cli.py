@@ -241,7 +241,7 @@ def tune_command(ctx, dataset_path, split, answerable, reset, as_json):
     question on, by this command's index configuration; settings you set explicitly
     (NOTES_ASSISTANT_BM25_WEIGHT, …) still win.
     """
-    from assistant.calibration import CALIBRATION_NAME, save_calibration
+    from assistant.calibration import CALIBRATION_NAME
 
     settings = settings_from(ctx)
     engine = make_engine(settings)
@@ -254,18 +254,14 @@ def tune_command(ctx, dataset_path, split, answerable, reset, as_json):
     golden = _tune_dataset(settings, dataset_path, split)
 
     def run() -> dict:
-        from evals.report import write_jsonl
-        from evals.synthetic import to_jsonl_record
-        from evals.tune import tune
+        from evals.tune import calibrate
 
         ensure_index(engine)
         before = _golden_summary(engine, settings, golden, "golden before") if golden else None
         click.echo("tune: making questions from your notes and scoring each setting…", err=True)
-        result = tune(engine, answerable, max(10, answerable // 3))
-        saved = save_calibration(settings.data_dir, result.stored)
-        write_jsonl(Path(settings.data_dir) / "calibration-questions.jsonl", [to_jsonl_record(q) for q in result.questions])
+        result = calibrate(engine, answerable)
         after = _golden_summary(engine, settings, golden, "golden after") if golden else None
-        return {"calibration": engine.calibration.to_json(), "saved": str(saved),
+        return {"calibration": engine.calibration.to_json(), "saved": str(path),
                 "questions": result.stored.report["questions"],
                 "synthetic": {"before": result.before.to_json(), "after": result.after.to_json()},
                 "golden": {"dataset": str(golden.path), "split": split, "before": before, "after": after} if golden else None}

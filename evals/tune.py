@@ -35,7 +35,7 @@ from vectorstore.retriever import fuse
 
 __all__ = [
     "MIN_GAIN", "MIN_ANSWERED", "FUSION_ORIGINS", "FUSION_GRID", "Probe", "Scores", "TuneResult", "probe", "score", "choose_fusion",
-    "threshold_grid", "choose_thresholds", "tune",
+    "threshold_grid", "choose_thresholds", "tune", "calibrate", "QUESTIONS_NAME",
 ]
 
 MIN_GAIN = 0.01  # MRR@10 another fusion setting must gain to replace the one in use
@@ -48,6 +48,7 @@ _THRESHOLD_GRID = {
     "missing_ratio": (0.1, 0.15, 0.2, 0.25, 0.34, 0.5), "floor_cosine": (0.2, 0.25, 0.3, 0.35, 0.4),
 }
 _BM25_QUANTILES = (0.01, 0.02, 0.05, 0.1)
+QUESTIONS_NAME = "calibration-questions.jsonl"  # the synthetic set, beside calibration.json
 
 
 @dataclass(frozen=True)
@@ -217,3 +218,20 @@ def tune(engine, answerable: int = 150, unanswerable: int = 50, seed: int = 0) -
                                report={"questions": counts, "seed": seed, "synthetic_before": before.to_json(),
                                        "synthetic_after": after.to_json()})
     return TuneResult(questions, before, after, stored)
+
+
+def calibrate(engine, answerable: int = 150) -> TuneResult:
+    """``tune`` and keep the result: calibration.json and the synthetic questions in the data dir.
+
+    The one function behind ``notes-assistant tune`` and the Index tab's Calibrate button; a third
+    as many unanswerable questions as answerable ones (at least 10).
+    """
+    from assistant.calibration import save_calibration
+    from evals.report import write_jsonl
+    from evals.synthetic import to_jsonl_record
+
+    result = tune(engine, answerable, max(10, answerable // 3))
+    data_dir = engine.settings.data_dir
+    save_calibration(data_dir, result.stored)
+    write_jsonl(data_dir / QUESTIONS_NAME, [to_jsonl_record(q) for q in result.questions])
+    return result

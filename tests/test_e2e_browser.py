@@ -311,6 +311,24 @@ def test_edit_note_reindex_from_the_ui_and_ask_again(page, shots, live_app):
     page.screenshot(path=str(shots / "07-new-content.png"))
 
 
+def test_calibrate_from_the_index_tab_stores_and_shows_the_calibration(page, shots, live_app):
+    """The Index tab's Calibrate runs what ``notes-assistant tune`` runs; the status then says so."""
+    _, notes = live_app
+    stored = notes.parent / "index" / "calibration.json"
+    page.get_by_role("tab", name="Index").click()
+    assert "run notes-assistant tune" in page.locator("#na-index-status").inner_text()
+    try:
+        page.click("#na-calibrate")
+        page.wait_for_function("() => document.querySelector('#na-index-report').innerText.includes('Calibrated')")
+        report = page.locator("#na-index-report").inner_text()
+        assert "unanswerable questions made from your notes" in report and "abstention_recall" in report
+        assert "tuned on your notes" in page.locator("#na-index-status").inner_text()
+        assert json.loads(stored.read_text())["format"] == 1
+        page.screenshot(path=str(shots / "08-calibrated.png"))
+    finally:
+        stored.unlink(missing_ok=True)  # the other tests of this module answer with the defaults
+
+
 def test_the_page_loaded_nothing_from_outside(page, live_app):
     base, _ = live_app
     outside = [url for url in page.requests if not url.startswith((base, "about:", "data:", "blob:"))]

@@ -1,4 +1,4 @@
-"""The Index tab: status of the index and an incremental Re-index with a progress bar."""
+"""The Index tab: status of the index, an incremental Re-index with a progress bar, and Calibrate (``tune``)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,28 @@ def index_tab(ctx: AppContext, demo: gr.Blocks, header: gr.HTML) -> None:
             ctx.index_lock.release()
         return ctx.status_html(), render.index_report_html(report), ctx.header_html()
 
+    def calibrate(progress=gr.Progress()):  # noqa: B008
+        """``notes-assistant tune`` from the UI: the same function, the same stored file."""
+        from evals.tune import calibrate as run
+
+        if ctx.engine.retriever.keyword_only:
+            raise gr.Error("Calibration needs the finished index; try again when indexing is done.")
+        progress(0, desc="Making questions from your notes and scoring each setting")
+        try:
+            result = run(ctx.engine)
+        except Exception as e:  # noqa: BLE001 - the UI edge
+            logger.warning("calibration failed: %s", e, exc_info=True)
+            raise gr.Error(str(e)) from e
+        return ctx.status_html(), render.calibration_report_html(result)
+
     status = gr.HTML(ctx.status_html(), elem_id="na-index-status")
     with gr.Row():
         start = gr.Button("Re-index", variant="primary", elem_id="na-reindex", scale=0, min_width=140)
         refresh = gr.Button("Refresh status", scale=0, min_width=140)
+        tune = gr.Button("Calibrate on my notes", elem_id="na-calibrate", scale=0, min_width=180)
     report = gr.HTML("", elem_id="na-index-report")
     start.click(reindex, None, [status, report, header], concurrency_limit=1)
+    tune.click(calibrate, None, [status, report], concurrency_limit=1)
     refreshed = lambda: (ctx.status_html(), ctx.header_html())  # noqa: E731
     refresh.click(refreshed, None, [status, header])
     demo.load(refreshed, None, [status, header], show_progress="hidden")

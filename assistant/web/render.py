@@ -23,7 +23,7 @@ LinkResolver = Callable[[WikiLink], "str | None"]  # a [[wikilink]] → the view
 
 __all__ = [
     "ANSWER_CSS", "render_markdown", "answer_html", "reveal_html", "reveal_prefixes", "streaming_html",
-    "question_html", "search_html", "error_html", "worst_html", "index_status_html", "calibration_text", "header_html",
+    "question_html", "search_html", "error_html", "worst_html", "index_status_html", "calibration_text", "calibration_report_html", "header_html",
     "index_report_html", "indexing_banner_html", "report_html",
 ]
 
@@ -296,13 +296,7 @@ def report_html(markdown: str) -> str:
 
 
 def calibration_text(calibration) -> str:
-    """One line on the fusion weights and abstention thresholds in use (a ``Calibration``), and their origin.
-
-    >>> from assistant.calibration import effective
-    >>> from assistant.settings import Settings
-    >>> calibration_text(effective(Settings(), None))[:72]
-    'defaults (run notes-assistant tune to calibrate on your notes) · fusion '
-    """
+    """One line on the fusion weights and abstention thresholds in use (a ``Calibration``), and their origin."""
     if calibration.tuned_at:
         origin = f"tuned on your notes {calibration.tuned_at.replace('T', ' ')[:16]} UTC"
     else:
@@ -351,6 +345,15 @@ def indexing_banner_html(progress, keyword_only: bool) -> str:
     eta = "" if progress.eta_seconds is None else f" · ETA {int(progress.eta_seconds) // 60}:{int(progress.eta_seconds) % 60:02d}"
     what = "Keyword-only while indexing" if keyword_only else "Updating the index (answers use the last one)"
     return f'<div class="na-note">{what}: {progress.percent} %{eta}</div>'
+
+
+def calibration_report_html(result) -> str:
+    """What a calibration run measured (an ``evals.tune.TuneResult``), before → after."""
+    b, a = result.before.to_json(), result.after.to_json()
+    cells = " · ".join(f"{name} {b[name]:.3f} → **{a[name]:.3f}**" for name in b)
+    n = sum(q.answerable for q in result.questions)
+    return render_markdown(f"**Calibrated** on {n} answerable + {len(result.questions) - n} unanswerable questions "
+                           f"made from your notes: {cells}. Used from the next question on.")
 
 
 def index_report_html(report) -> str:
