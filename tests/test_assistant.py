@@ -129,17 +129,21 @@ def test_overlong_question_is_cut_with_a_notice(assistant):
     assert any("cut to" in n for n in answer.notices)
 
 
-def test_raw_html_in_notes_is_quoted_as_text_and_inert_when_rendered(tmp_path, make_settings, embedder):
+def _ask_over(note: str, question: str, tmp_path, make_settings, embedder) -> Answer:
+    """``question`` answered over a one-note corpus holding ``note``."""
     notes = tmp_path / "notes"
     notes.mkdir()
-    (notes / "xss.md").write_text(
-        "# Security quirks\n\n- the payload <script>window.__xss=1</script> was found in the **bucket policy** notes\n\n"
-        '- an image tag <img src=x onerror="window.__xss=1"> also appeared in the bucket policy\n',
-        encoding="utf-8",
-    )
+    (notes / "note.md").write_text(note, encoding="utf-8")
     engine = Engine(make_settings(notes), embedder=embedder)
     engine.index()
-    answer = Assistant(engine).ask("What payload was found in the bucket policy notes?")
+    return Assistant(engine).ask(question)
+
+
+def test_raw_html_in_notes_is_quoted_as_text_and_inert_when_rendered(tmp_path, make_settings, embedder):
+    answer = _ask_over(
+        "# Security quirks\n\n- the payload <script>window.__xss=1</script> was found in the **bucket policy** notes\n\n"
+        '- an image tag <img src=x onerror="window.__xss=1"> also appeared in the bucket policy\n',
+        "What payload was found in the bucket policy notes?", tmp_path, make_settings, embedder)
     assert not answer.abstained
     # The answer is the note's markdown, as written; the web renderer makes it inert.
     assert "<script>window.__xss=1</script>" in answer.answer and "**bucket policy**" in answer.answer
@@ -150,15 +154,9 @@ def test_raw_html_in_notes_is_quoted_as_text_and_inert_when_rendered(tmp_path, m
 def test_question_words_a_small_note_lacks_do_not_make_a_covered_question_unknown(tmp_path, make_settings, embedder):
     """Found against a real LLM server: on a one-note corpus "What is SnapStart?" abstained with
     "1 of 2 terms not in the notes" — the missing term was "what"."""
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    (notes / "lambda.md").write_text(
+    answer = _ask_over(
         "# Lambda\n\n## Cold starts\n\n- SnapStart (Java) restores a snapshot of an initialised execution "
         "environment, so cold starts drop to under a second.\n- Provisioned concurrency keeps instances warm.\n",
-        encoding="utf-8",
-    )
-    engine = Engine(make_settings(notes), embedder=embedder)
-    engine.index()
-    answer = Assistant(engine).ask("What is SnapStart?")
+        "What is SnapStart?", tmp_path, make_settings, embedder)
     assert not answer.abstained, answer.evidence
     assert "SnapStart" in answer.answer and answer.citations

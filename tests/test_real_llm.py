@@ -39,10 +39,10 @@ import pytest
 from assistant.answer import RESET, Answer, says_not_covered
 from assistant.citations import CITATION_MARKER, outside_code
 from assistant.service import Assistant
-from assistant.settings import load_settings
 from tests.fake_llm_server import unused_port
 from tests.indexing_helpers import cli_env, eventually
 from tests.test_e2e_browser import serve
+from tests import test_llm_backends
 from tests.test_llm_backends import COLD, NOTES
 
 pytestmark = pytest.mark.real_llm
@@ -202,6 +202,9 @@ QUOTAS = """# Lambda quotas
 QUOTA = "What is the default Lambda concurrency limit?"
 
 
+engine = test_llm_backends.engine  # the fake-server tests' fixture, over this module's notes_dir
+
+
 @pytest.fixture(scope="module")
 def notes_dir(tmp_path_factory) -> Path:
     """The corpus of the fake-server tests (two notes, one carrying a prompt injection) and the quotas note."""
@@ -210,17 +213,6 @@ def notes_dir(tmp_path_factory) -> Path:
     for name, text in {**NOTES, "quotas.md": QUOTAS}.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder
-
-
-@pytest.fixture(scope="module")
-def engine(notes_dir, embedding_cache, embedder):
-    from assistant.engine import Engine
-
-    settings = load_settings({}, notes_path=notes_dir, data_dir=notes_dir.parent / "index",
-                             embedding_cache_dir=embedding_cache)
-    engine = Engine(settings, embedder=embedder)
-    engine.index()
-    return engine
 
 
 def llm_settings(engine, server: LlamaServer, **overrides):
