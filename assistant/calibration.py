@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -27,15 +28,17 @@ from pathlib import Path
 
 from assistant.abstain import DEFAULT_THRESHOLDS, Thresholds
 from assistant.settings import Settings
+from vectorstore.datadir import DATA_DIR_MARKER
 
 __all__ = [
-    "CALIBRATION_NAME", "FUSION_FIELDS", "Calibration", "StoredCalibration", "CalibrationError", "effective",
-    "read_calibration", "save_calibration", "CalibrationFile",
+    "CALIBRATION_NAME", "QUESTIONS_NAME", "FUSION_FIELDS", "Calibration", "StoredCalibration", "CalibrationError",
+    "effective", "calibration_path", "read_calibration", "save_calibration", "reset_calibration", "CalibrationFile",
 ]
 
 logger = logging.getLogger(__name__)
 
 CALIBRATION_NAME = "calibration.json"
+QUESTIONS_NAME = "calibration-questions.jsonl"  # the synthetic questions it was measured on, for inspection
 FORMAT = 1
 FUSION_FIELDS = ("dense_weight", "bm25_weight", "rrf_k")
 
@@ -101,11 +104,30 @@ def effective(settings: Settings, stored: StoredCalibration | None, problem: str
                        tuned_at=stored.created if stored is not None else "", problem=problem)
 
 
+def calibration_path(data_dir: Path) -> Path:
+    """Where the calibration of ``data_dir`` lives."""
+    return Path(data_dir) / CALIBRATION_NAME
+
+
+def _check(fusion: dict, thresholds: Thresholds) -> None:
+    """ValueError unless every value is finite and in its range (NaN would switch a rule off silently)."""
+    values = [*fusion.values(), *thresholds.to_json().values()]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError("values must be finite numbers")
+    if min(fusion["dense_weight"], fusion["bm25_weight"]) < 0 or fusion["rrf_k"] < 1 or fusion["rrf_k"] % 1:
+        raise ValueError("fusion weights must be ≥ 0 and rrf_k a whole number ≥ 1")
+    t = thresholds
+    if not all(-1 <= c <= 1 for c in (t.name_cosine, t.vocab_cosine, t.floor_cosine)):
+        raise ValueError("cosine thresholds must lie in [-1, 1]")
+    if not 0 < t.missing_ratio <= 1 or t.floor_bm25 < 0:
+        raise ValueError("missing_ratio must lie in (0, 1] and floor_bm25 be ≥ 0")
+
+
 def read_calibration(path: Path) -> StoredCalibration:
     """Parse ``calibration.json``.
 
     Raises:
-        CalibrationError: unreadable, not JSON, another format, or a value out of range.
+        CalibrationError: unreadable, not JSON, another format, or a value not finite or out of range.
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -113,8 +135,7 @@ def read_calibration(path: Path) -> StoredCalibration:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
         fusion = {name: float(data["fusion"][name]) for name in FUSION_FIELDS}
         thresholds = Thresholds(**{k: float(v) for k, v in data["abstention"].items()})
-        if min(fusion.values()) < 0 or fusion["rrf_k"] < 1:
-            raise ValueError("fusion weights must be ≥ 0 and rrf_k ≥ 1")
+        _check(fusion, thresholds)
         return StoredCalibration(str(data["collection"]), fusion, thresholds, str(data.get("created", "")),
                                  dict(data.get("report") or {}))
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
@@ -127,11 +148,32 @@ def save_calibration(data_dir: Path, stored: StoredCalibration) -> Path:
     if not stored.created:
         stored = StoredCalibration(stored.collection, stored.fusion, stored.thresholds,
                                    datetime.now(timezone.utc).isoformat(timespec="seconds"), stored.report)
-    path = Path(data_dir) / CALIBRATION_NAME
+    path = calibration_path(data_dir)
     tmp = path.with_name(f".{CALIBRATION_NAME}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(stored.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def reset_calibration(data_dir: Path) -> bool:
+    """Remove the stored calibration and its questions (the defaults apply again); True if there was one.
+
+    Raises:
+        CalibrationError: ``data_dir`` is not a folder, or the files cannot be removed.
+    """
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CalibrationError(f"data dir {data_dir} is a file, not a folder; point --data-dir at the index folder")
+    path = calibration_path(data_dir)
+    if path.exists() and not (data_dir / DATA_DIR_MARKER).exists():
+        raise CalibrationError(f"{data_dir} is not a notes-assistant data dir (no {DATA_DIR_MARKER}); nothing removed")
+    try:
+        existed = path.is_file()
+        for name in (CALIBRATION_NAME, QUESTIONS_NAME):
+            (data_dir / name).unlink(missing_ok=True)
+    except OSError as e:
+        raise CalibrationError(f"cannot remove {path} ({e.strerror}); remove it by hand") from e
+    return existed
 
 
 class CalibrationFile:
@@ -144,17 +186,17 @@ class CalibrationFile:
 
     def __init__(self, settings: Settings, collection: Callable[[], str]) -> None:
         self.settings = settings
-        self.path = Path(settings.data_dir) / CALIBRATION_NAME
+        self.path = calibration_path(settings.data_dir)
         self._collection = collection
         self._lock = threading.Lock()
         self._seen: tuple | None = None
         self._current = effective(settings, None)
 
     def current(self) -> Calibration:
-        """One ``stat`` per call; the file is parsed only when its size or mtime changed."""
+        """One ``stat`` per call; the file is parsed only when it changed (a save is a new inode too)."""
         try:
             st = self.path.stat()
-            key = (st.st_mtime_ns, st.st_size)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
             key = None
         if key == self._seen:
@@ -175,4 +217,8 @@ class CalibrationFile:
         if stored.collection != collection:
             return effective(self.settings, None, f"{self.path.name} was measured for the index {stored.collection!r}, "
                                                   f"not {collection!r} (other settings); run notes-assistant tune again")
-        return effective(self.settings, stored)
+        try:
+            return effective(self.settings, stored)
+        except (ValueError, TypeError) as e:  # read_calibration checked the values; never let one stop answering
+            logger.warning("%s is unusable: %s", self.path, e)
+            return effective(self.settings, None, f"{self.path} is unusable ({e}); run notes-assistant tune again")

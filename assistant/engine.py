@@ -63,8 +63,8 @@ class Engine:
         self._query_vectors: dict[str, object] = {}  # insertion-ordered: oldest evicted first
         self._query_vectors_lock = threading.Lock()
         self.query_cache_stats = {"hits": 0, "misses": 0}  # /healthz shows them (the load test reads them)
-        self._tag_table: tuple[object, dict] = (None, {})
-        self._calibration: CalibrationFile | None = None  # (the snapshot it was read from, tag → sources)
+        self._tag_table: tuple[object, dict] = (None, {})  # (the snapshot it was read from, tag → sources)
+        self._calibration: CalibrationFile | None = None
 
     # -- components, built lazily and once -----------------------------------
     @property
@@ -374,16 +374,17 @@ class Engine:
 
     # -- search --------------------------------------------------------------
     def search(self, query: str, k: int | None = None, mode: Mode = "hybrid", query_vector=None,
-               sources: Container[str] | None = None) -> list[SearchResult]:
+               sources: Container[str] | None = None, calibration: Calibration | None = None) -> list[SearchResult]:
         """Top-k chunks for ``query`` (hybrid by default; ``mode`` "dense"/"bm25" for ablations).
 
-        ``sources`` narrows the search to those notes (see ``narrow``).
+        ``sources`` narrows the search to those notes (see ``narrow``). Fusion follows ``calibration``
+        (the caller read it once for the whole question), else the one in effect now.
         """
         if query_vector is None and mode != "bm25" and query.strip():
             query_vector = self.embed_query(query)
-        retriever, fusion = self.retriever, self.calibration  # a tune run elsewhere applies from the next search
-        retriever.dense_weight, retriever.bm25_weight, retriever.rrf_k = fusion.dense_weight, fusion.bm25_weight, fusion.rrf_k
-        return retriever.search(query, k or self.settings.top_k, mode, query_vector, sources=sources)
+        c = calibration or self.calibration
+        return self.retriever.search(query, k or self.settings.top_k, mode, query_vector, sources=sources,
+                                     fusion=(c.dense_weight, c.bm25_weight, c.rrf_k))
 
     def narrow(self, query: str) -> TagScope:
         """``query`` without its ``#tag`` / ``tag:x`` filters, and the notes those tags narrow a search to.

@@ -210,9 +210,9 @@ def _swap_into(context: str, subject: str) -> str:
     return context[: run[0].start()] + subject + context[run[-1].end() :]
 
 
-# What a name is a kind of ("RDS database", "S3 bucket"): swapped out with the name, the new subject is another kind.
-_KIND_NOUNS = set("database databases db bucket buckets queue queues table tables function functions instance "
-                  "instances cluster clusters topic topics stream streams volume volumes service services".split())
+# What one named thing is a kind of ("an RDS database", "the S3 bucket"): swapped out with the name, since the new
+# subject is another kind. Singular only: "Lambda functions", "EC2 instances", "AWS services" stay the aspect.
+_KIND_NOUNS = set("database db bucket queue table function instance cluster topic stream volume".split())
 
 
 def _is_verb_like(word: str) -> bool:

@@ -118,13 +118,15 @@ class Assistant:
         t = time.perf_counter()
         engine = self.engine
         query_vector = engine.embed_query(condensed)
-        results = engine.search(condensed, top_k or s.top_k, query_vector=query_vector, sources=scope.sources)
+        calibration = engine.calibration  # once per question: fusion and thresholds from the same file
+        results = engine.search(condensed, top_k or s.top_k, query_vector=query_vector, sources=scope.sources,
+                                calibration=calibration)
         snapshot = engine.retriever.snapshot
         top_cosine = max((r.cosine for r in results if r.cosine is not None), default=0.0)
         if results and engine.retriever.keyword_only:
             top_cosine = self._keyword_only_cosine(query_vector, results)
         top_bm25 = max((r.bm25 for r in results if r.bm25 is not None), default=0.0)
-        evidence = assess(condensed, top_cosine, top_bm25, snapshot.bm25.doc_freq, engine.calibration.thresholds)
+        evidence = assess(condensed, top_cosine, top_bm25, snapshot.bm25.doc_freq, calibration.thresholds)
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()

@@ -6,6 +6,7 @@ ranx, numba and matplotlib load only when an eval runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from contextlib import ExitStack
@@ -241,25 +242,33 @@ def tune_command(ctx, dataset_path, split, answerable, reset, as_json):
     question on, by this command's index configuration; settings you set explicitly
     (NOTES_ASSISTANT_BM25_WEIGHT, …) still win.
     """
-    from assistant.calibration import CALIBRATION_NAME
+    from assistant.calibration import CalibrationError, calibration_path, reset_calibration
 
     settings = settings_from(ctx)
-    engine = make_engine(settings)
-    path = Path(settings.data_dir) / CALIBRATION_NAME
+    path = calibration_path(settings.data_dir)
     if reset:
-        existed = path.exists()
-        path.unlink(missing_ok=True)
-        click.echo(f"removed {path}; the defaults apply" if existed else f"no calibration at {path}; the defaults apply")
+        try:
+            existed = reset_calibration(settings.data_dir)
+        except CalibrationError as e:
+            raise UserError(str(e)) from e
+        if as_json:
+            emit_json({"removed": existed, "path": str(path)})
+        else:
+            click.echo(f"removed {path}; the defaults apply" if existed else f"no calibration at {path}; the defaults apply")
         return
+    engine = make_engine(settings)
     golden = _tune_dataset(settings, dataset_path, split)
 
     def run() -> dict:
-        from evals.tune import calibrate
+        from evals.tune import TuneError, calibrate
 
         ensure_index(engine)
         before = _golden_summary(engine, settings, golden, "golden before") if golden else None
         click.echo("tune: making questions from your notes and scoring each setting…", err=True)
-        result = calibrate(engine, answerable)
+        try:
+            result = calibrate(engine, answerable)
+        except TuneError as e:
+            raise UserError(str(e)) from e
         after = _golden_summary(engine, settings, golden, "golden after") if golden else None
         return {"calibration": engine.calibration.to_json(), "saved": str(path),
                 "questions": result.stored.report["questions"],
@@ -274,18 +283,22 @@ def tune_command(ctx, dataset_path, split, answerable, reset, as_json):
 
 
 def _tune_dataset(settings, dataset_path: Path | None, split: str | None):
-    """The golden set to score before/after: the one given, or the bundled one if every question fits the notes."""
+    """The golden set to score before/after: the one given, or the bundled one if its notes are these notes."""
     from evals.dataset import corpus_lines, load_dataset, select_split
 
     corpus = corpus_lines(settings.notes_path) if Path(settings.notes_path).exists() else {}
-    try:
-        dataset = load_dataset(dataset_path or default_dataset(), corpus)
-    except EvalError as e:
-        if dataset_path is None:
+    if dataset_path is None:
+        dataset_path = default_dataset()
+        asked_about = {json.loads(line).get("source") for line in dataset_path.read_text(encoding="utf-8").splitlines()
+                       if line.strip()} - {None}
+        if not asked_about or not asked_about <= set(corpus):
+            click.echo("tune: the bundled golden set is about other notes; pass --dataset for before/after on yours",
+                       err=True)
             return None
+    try:
+        dataset = load_dataset(dataset_path, corpus)
+    except EvalError as e:
         raise UserError(str(e)) from e
-    if dataset_path is None and (dataset.problems or not dataset.records):
-        return None  # the bundled set is about other notes
     _warn_skipped(dataset)
     return select_split(dataset, split)
 

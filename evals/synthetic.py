@@ -148,7 +148,9 @@ def _from_chunk(text: str, heading: str, leaf_count: Counter, doc_freq: Mapping[
         # happen to lack would make the question look half unknown to abstention.
         template = rng.choice(("How does {t} work?", "Tell me about {t}", "What should I know about {t}?",
                                "Can you explain {t}?"))
-        out.append(("heading", template.format(t=title[:1].lower() + title[1:] if not title[:2].isupper() else title)))
+        first = title.split()[0]
+        plain = first[1:].islower() or not first[1:]  # "Moving", not "CloudFront" or "EC2"
+        out.append(("heading", template.format(t=title[:1].lower() + title[1:] if plain else title)))
         if _COMMAND.search(text):
             out.append(("command", f"How do I use {title}?"))
     for match in _BOLD.finditer(text):
@@ -214,7 +216,9 @@ def make_questions(ids: Sequence[str], texts: Sequence[str], metadatas: Sequence
     own = [w for w in _OWN_WORDS if all(not doc_freq.get(t) for t in analyze(w))]
     for n, q in enumerate(questions):
         if own and rng.random() < _OWN_WORDS_SHARE:
-            questions[n] = replace(q, question=f"{q.question.rstrip('?')} {rng.choice(own)}?")
+            stem = q.question.rstrip("?")
+            stem = stem[: -len(" work")] if stem.endswith(" work") else stem  # "How does X work?" → "How does X …"
+            questions[n] = replace(q, question=f"{stem} {rng.choice(own)}?")
     aspects = _aspects(metadatas, doc_freq)
     absent = [name for name in ABSENT if all(not doc_freq.get(t) for t in analyze(name))]
     rng.shuffle(absent)

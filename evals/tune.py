@@ -9,12 +9,15 @@
    asked in words of their own (``FUSION_ORIGINS``, not a note's copied words); the one in
    use is kept unless another is better by ``MIN_GAIN`` (the set is small and made
    from the notes' own words, so small differences are noise).
-4. Abstention: every threshold combination of ``threshold_grid`` is scored at once
-   over all questions (``abstain.abstains`` on arrays). The choice answers at least
-   ``MIN_ANSWERED`` of the answerable questions and, among those, abstains on the most
-   unanswerable ones; ties go to the values closest to those in use. The BM25 floor
-   is picked among quantiles of this corpus's own scores: BM25 scales differ between
-   collections of notes.
+4. Abstention: each threshold combination of ``threshold_grid`` (~4,500) is scored
+   over all questions at once (``abstain.abstains`` on arrays). The choice answers at
+   least ``MIN_ANSWERED`` of the answerable questions and, among those, abstains on the
+   most unanswerable ones; then answers the most; then stays closest to the values in
+   use. The BM25 floor is picked among quantiles of this corpus's own scores: BM25
+   scales differ between collections of notes.
+
+A value set explicitly (env, flag) is never stored as tuned: the file keeps what the
+sweep chose, and the explicit value keeps winning while it is set.
 
 Hand-written grid search, not a library: the grid is small (a few thousand points),
 every point is a handful of numpy comparisons, and the objective has a constraint.
@@ -24,23 +27,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from assistant.abstain import Signals, Thresholds, abstains, signals
-from assistant.calibration import FUSION_FIELDS, Calibration, StoredCalibration
-from evals.synthetic import SyntheticQuestion, make_questions
+from assistant.calibration import FUSION_FIELDS, QUESTIONS_NAME, Calibration, StoredCalibration, save_calibration
+from assistant.settings import Settings
+from evals.synthetic import SyntheticQuestion, make_questions, to_jsonl_record
 from vectorstore.retriever import fuse
 
 __all__ = [
     "MIN_GAIN", "MIN_ANSWERED", "FUSION_ORIGINS", "FUSION_GRID", "Probe", "Scores", "TuneResult", "probe", "score", "choose_fusion",
-    "threshold_grid", "choose_thresholds", "tune", "calibrate", "QUESTIONS_NAME",
+    "threshold_grid", "choose_thresholds", "tune", "calibrate", "TuneError", "MIN_QUESTIONS",
 ]
 
 MIN_GAIN = 0.01  # MRR@10 another fusion setting must gain to replace the one in use
 MIN_ANSWERED = 0.98  # share of the answerable synthetic questions that must stay answered
-DEPTH = 40  # how deep each ranking is kept (the retriever's candidates)
 FUSION_ORIGINS = ("heading", "command", "definition")  # questions in their own words, not a note's sentence
 FUSION_GRID = {"dense_weight": (1.0,), "bm25_weight": (0.25, 0.5, 0.75, 1.0, 1.5), "rrf_k": (5, 10, 20, 40, 60)}
 _THRESHOLD_GRID = {
@@ -48,7 +52,11 @@ _THRESHOLD_GRID = {
     "missing_ratio": (0.1, 0.15, 0.2, 0.25, 0.34, 0.5), "floor_cosine": (0.2, 0.25, 0.3, 0.35, 0.4),
 }
 _BM25_QUANTILES = (0.01, 0.02, 0.05, 0.1)
-QUESTIONS_NAME = "calibration-questions.jsonl"  # the synthetic set, beside calibration.json
+MIN_QUESTIONS = (20, 10)  # answerable, unanswerable: fewer measure nothing worth storing
+
+
+class TuneError(ValueError):
+    """The notes gave too few questions to calibrate on; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -79,25 +87,30 @@ class Scores:
 
 @dataclass(frozen=True)
 class TuneResult:
+    """The questions made, the scores with the values in use before and with the chosen ones, what to store."""
+
     questions: list[SyntheticQuestion]
     before: Scores
     after: Scores
     stored: StoredCalibration
 
 
-def probe(engine, questions: Sequence[SyntheticQuestion]) -> list[Probe]:
-    """Search each question once (dense + BM25 rankings at ``DEPTH``)."""
+def probe(engine, snapshot, questions: Sequence[SyntheticQuestion]) -> list[Probe]:
+    """Search each question once in ``snapshot`` (dense + BM25 rankings as deep as the retriever reads them).
+
+    Queries go to the encoder directly: 200 made-up questions must not evict users' cached query vectors.
+    """
     retriever = engine.retriever
-    snapshot = retriever.snapshot
+    depth = max(retriever.candidates, engine.settings.top_k * 3)
     spans: dict[str, list[tuple[int, int, str]]] = {}
     for cid, meta in zip(snapshot.ids, snapshot.metadatas):
         spans.setdefault(meta["source"], []).append((int(meta["start_line"]), int(meta["end_line"]), cid))
     probes = []
     for q in questions:
-        vector = engine.embed_query(q.question)
-        dense = retriever.dense(vector, DEPTH, snapshot)
+        vector = engine.query_encoder.embed_query_array(q.question)
+        dense = retriever.dense(vector, depth, snapshot)
         own = retriever.chunk_cosines(vector, snapshot)
-        lexical = [(snapshot.ids[i], s) for i, s in snapshot.bm25.top(q.question, DEPTH)]
+        lexical = [(snapshot.ids[i], s) for i, s in snapshot.bm25.top(q.question, depth)]
         relevant = frozenset()
         if q.answerable:
             first, last = q.lines
@@ -200,21 +213,28 @@ def tune(engine, answerable: int = 150, unanswerable: int = 50, seed: int = 0) -
 
     Nothing is written: ``assistant.calibration.save_calibration`` stores ``result.stored``.
     """
-    snapshot = engine.retriever.snapshot
+    snapshot = engine.retriever.snapshot  # once: questions and searches see the same index version
     questions = make_questions(snapshot.ids, snapshot.texts, snapshot.metadatas, snapshot.bm25.doc_freq,
                                answerable, unanswerable, seed)
-    probes = probe(engine, questions)
+    counts = {"answerable": sum(q.answerable for q in questions), "unanswerable": sum(not q.answerable for q in questions)}
+    if counts["answerable"] < MIN_QUESTIONS[0] or counts["unanswerable"] < MIN_QUESTIONS[1]:
+        raise TuneError(f"your notes gave {counts['answerable']} answerable and {counts['unanswerable']} unanswerable "
+                        f"questions; calibrating needs at least {MIN_QUESTIONS[0]} and {MIN_QUESTIONS[1]} — add notes, "
+                        "or keep the defaults (nothing was stored)")
+    probes = probe(engine, snapshot, questions)
     current: Calibration = engine.calibration
     top_k = engine.settings.top_k
     fusion_now = {name: getattr(current, name) for name in FUSION_FIELDS}
-    fusion, _ = choose_fusion(probes, fusion_now, top_k, snapshot.position)
-    # Settings the user set explicitly stay as they are (they win over a calibration anyway).
-    fusion = {name: fusion_now[name] if current.origin[name] == "settings" else fusion[name] for name in FUSION_FIELDS}
-    thresholds = choose_thresholds(probes, fusion, current.thresholds, top_k, snapshot.position)
+    # The sweep starts from the values not set explicitly (an env value must not be stored as tuned) ...
+    baseline = {name: Settings.model_fields[name].default if current.origin[name] == "settings" else fusion_now[name]
+                for name in FUSION_FIELDS}
+    chosen, _ = choose_fusion(probes, baseline, top_k, snapshot.position)
+    # ... and thresholds are chosen for the fusion answering will use: explicit values still win there.
+    in_use = {name: fusion_now[name] if current.origin[name] == "settings" else chosen[name] for name in FUSION_FIELDS}
+    thresholds = choose_thresholds(probes, in_use, current.thresholds, top_k, snapshot.position)
     before = score(probes, fusion_now, current.thresholds, top_k, snapshot.position)
-    after = score(probes, fusion, thresholds, top_k, snapshot.position)
-    counts = {"answerable": sum(q.answerable for q in questions), "unanswerable": sum(not q.answerable for q in questions)}
-    stored = StoredCalibration(engine.indexer.collection_name, fusion, replace(thresholds),
+    after = score(probes, in_use, thresholds, top_k, snapshot.position)
+    stored = StoredCalibration(engine.indexer.collection_name, chosen, thresholds,
                                report={"questions": counts, "seed": seed, "synthetic_before": before.to_json(),
                                        "synthetic_after": after.to_json()})
     return TuneResult(questions, before, after, stored)
@@ -226,12 +246,10 @@ def calibrate(engine, answerable: int = 150) -> TuneResult:
     The one function behind ``notes-assistant tune`` and the Index tab's Calibrate button; a third
     as many unanswerable questions as answerable ones (at least 10).
     """
-    from assistant.calibration import save_calibration
-    from evals.report import write_jsonl
-    from evals.synthetic import to_jsonl_record
+    from evals.report import write_jsonl  # on use: evals.report pulls in the metrics modules
 
     result = tune(engine, answerable, max(10, answerable // 3))
-    data_dir = engine.settings.data_dir
+    data_dir = Path(engine.settings.data_dir)
     save_calibration(data_dir, result.stored)
     write_jsonl(data_dir / QUESTIONS_NAME, [to_jsonl_record(q) for q in result.questions])
     return result

@@ -20,6 +20,11 @@ def test_entity_swap_keeps_the_aspect_and_replaces_the_subject():
     assert condense("and for DynamoDB?", [user("How is Aurora billed?")]) == "How is DynamoDB billed?"
     assert condense("How about Kinesis Data Streams?", [user("What is the maximum retention of SQS?")]) == (
         "What is the maximum retention of Kinesis Data Streams?")
+    # Plural kinds stay the aspect: "Lambda functions" → "ECS functions" (as before the kind-noun rule).
+    assert condense("and for ECS?", [user("How many Lambda functions can I run at once?")]) == (
+        "How many ECS functions can I run at once?")
+    assert condense("what about GCP?", [user("Which AWS services support encryption at rest?")]) == (
+        "Which GCP services support encryption at rest?")
     # "database" was part of the old subject ("RDS database"): EFS is not a database.
     assert condense("Is it the same for EFS?", [user("Can I encrypt an existing RDS database?")]) == (
         "Can I encrypt an existing EFS?")

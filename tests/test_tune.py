@@ -107,9 +107,16 @@ def test_a_stored_calibration_is_used_from_the_next_question_on(bundled_copy):
                      {"dense_weight": 1.0, "bm25_weight": 0.25, "rrf_k": 40}, strict))
     answer = assistant.ask(question)
     assert answer.abstained and any("weak matches" in r for r in answer.evidence["reasons"])
-    assert (engine.retriever.bm25_weight, engine.retriever.rrf_k) == (0.25, 40)
     assert engine.calibration.origin == {"dense_weight": "tuned", "bm25_weight": "tuned", "rrf_k": "tuned",
                                          "abstention": "tuned"}
+    searched = [r.chunk_id for r in engine.search(question, 10)]
+    assert searched == [r.chunk_id for r in engine.retriever.search(question, 10, fusion=(1.0, 0.25, 40))]
+    assert searched != [r.chunk_id for r in engine.retriever.search(question, 10, fusion=(1.0, 0.5, 10))]
+
+    # A changed file (not only a new one) is read again: same size, a new inode.
+    save_calibration(bundled_copy.data_dir, StoredCalibration(engine.indexer.collection_name,
+                     {"dense_weight": 1.0, "bm25_weight": 0.75, "rrf_k": 40}, DEFAULT_THRESHOLDS))
+    assert not assistant.ask(question).abstained and engine.calibration.bm25_weight == 0.75
 
 
 def test_explicit_settings_win_over_the_stored_fusion(bundled_copy):
@@ -129,6 +136,14 @@ def test_explicit_settings_win_over_the_stored_fusion(bundled_copy):
 
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "unusable"),
+    ('{"format": 1, "collection": "x", "fusion": {"dense_weight": 1, "bm25_weight": 0.5, "rrf_k": NaN}, '
+     '"abstention": {}}', "finite"),
+    ('{"format": 1, "collection": "x", "fusion": {"dense_weight": 1, "bm25_weight": Infinity, "rrf_k": 10}, '
+     '"abstention": {}}', "finite"),
+    ('{"format": 1, "collection": "x", "fusion": {"dense_weight": 1, "bm25_weight": 0.5, "rrf_k": 10.7}, '
+     '"abstention": {}}', "whole number"),
+    ('{"format": 1, "collection": "x", "fusion": {"dense_weight": 1, "bm25_weight": 0.5, "rrf_k": 10}, '
+     '"abstention": {"floor_cosine": -5, "missing_ratio": 7}}', "[-1, 1]"),
     ('{"format": 1, "collection": "x", "fusion": {"dense_weight": 1, "bm25_weight": -1, "rrf_k": 10}, '
      '"abstention": {}}', "unusable"),
     ('{"format": 1, "collection": "another-index", "fusion": {"dense_weight": 1, "bm25_weight": 1, "rrf_k": 10}, '
@@ -146,6 +161,64 @@ def test_a_damaged_or_foreign_calibration_falls_back_to_the_defaults(bundled_cop
     calibration = engine.calibration
     assert problem in calibration.problem and "notes-assistant tune" in calibration.problem
     assert calibration.thresholds == DEFAULT_THRESHOLDS and calibration.origin["abstention"] == "default"
+
+
+def test_a_damaged_calibration_never_stops_the_app_from_starting(bundled_copy):
+    from fastapi.testclient import TestClient
+
+    from app import build_app
+    from assistant.engine import Engine
+    from assistant.service import Assistant
+
+    (Path(bundled_copy.data_dir) / CALIBRATION_NAME).write_text(
+        '{"format": 1, "collection": "x", "fusion": {"dense_weight": 1, "bm25_weight": 0.5, "rrf_k": NaN}, "abstention": {}}')
+    with TestClient(build_app(bundled_copy, Assistant(Engine(bundled_copy))), base_url="http://127.0.0.1:7860") as c:
+        health = c.get("/healthz")
+        asked = c.post("/api/ask", json={"question": "How do I enable versioning on an S3 bucket?"})
+    assert health.status_code == 200 and "finite" in health.json()["calibration"]["problem"]
+    assert asked.status_code == 200 and not asked.json()["abstained"]
+
+
+def test_explicit_settings_are_never_stored_as_tuned(bundled_copy, small_golden):
+    result = CliRunner().invoke(cli, ["--notes", str(bundled_copy.notes_path), "--data-dir", str(bundled_copy.data_dir),
+                                      "tune", "--dataset", str(small_golden), "--questions", "40", "--json"],
+                                env={"NOTES_ASSISTANT_EMBEDDING_CACHE_DIR": str(bundled_copy.embedding_cache_dir),
+                                     "NOTES_ASSISTANT_BM25_WEIGHT": "3", "NOTES_ASSISTANT_RRF_K": "60"})
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["calibration"]["fusion"]["bm25_weight"] == 3 and out["calibration"]["origin"]["bm25_weight"] == "settings"
+    stored = json.loads((Path(bundled_copy.data_dir) / CALIBRATION_NAME).read_text())["fusion"]
+    assert stored["bm25_weight"] != 3 and stored["rrf_k"] != 60  # what the sweep chose, not the env's values
+
+
+def test_too_few_questions_store_nothing_and_say_so_in_one_line(tmp_path, embedding_cache):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "kitchen.md").write_text("# Kitchen\n\nSourdough needs a starter.\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--notes", str(notes), "--data-dir", str(tmp_path / "index"), "tune"],
+                                env={"NOTES_ASSISTANT_EMBEDDING_CACHE_DIR": str(embedding_cache)})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "nothing was stored" in result.output and "about other notes" in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) <= 8  # index progress, no dataset warnings
+    assert not (tmp_path / "index" / CALIBRATION_NAME).exists()
+
+
+def test_reset_removes_both_files_refuses_odd_paths_and_speaks_json(bundled_copy, tmp_path):
+    data = Path(bundled_copy.data_dir)
+    (data / CALIBRATION_NAME).write_text("{}")
+    (data / "calibration-questions.jsonl").write_text("{}\n")
+    done = _cli(bundled_copy, "tune", "--reset", "--json")
+    assert done.exit_code == 0 and json.loads(done.stdout)["removed"] is True
+    assert not (data / CALIBRATION_NAME).exists() and not (data / "calibration-questions.jsonl").exists()
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    bad = CliRunner().invoke(cli, ["--data-dir", str(a_file), "tune", "--reset"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output and "not a folder" in bad.output
+    foreign = tmp_path / "someone-elses"
+    foreign.mkdir()
+    (foreign / CALIBRATION_NAME).write_text("{}")
+    refused = CliRunner().invoke(cli, ["--data-dir", str(foreign), "tune", "--reset"])
+    assert refused.exit_code == 2 and (foreign / CALIBRATION_NAME).exists()
 
 
 def test_healthz_and_the_index_tab_show_the_calibration_a_cli_run_stored(bundled_copy):

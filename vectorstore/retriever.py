@@ -307,11 +307,12 @@ class HybridRetriever:
         return vectors @ _normalised(query_vector)
 
     def search(self, query: str, k: int = 8, mode: Mode = "hybrid", query_vector: np.ndarray | None = None,
-               sources: Container[str] | None = None) -> list[SearchResult]:
+               sources: Container[str] | None = None, fusion: tuple[float, float, int] | None = None) -> list[SearchResult]:
         """Top ``k`` chunks for ``query``.
 
         ``query_vector`` may be passed when the caller already embedded the query.
         ``sources`` (e.g. the notes with a tag) narrows the search to those notes before fusion.
+        ``fusion`` (dense weight, BM25 weight, rrf_k) overrides this retriever's own for this search.
         """
         snapshot = self.snapshot
         if not len(snapshot) or not query.strip():
@@ -340,7 +341,8 @@ class HybridRetriever:
         elif mode == "bm25":
             fused = lexical
         else:
-            fused = fuse(dense, lexical, self.dense_weight, self.bm25_weight, self.rrf_k, snapshot.position)
+            weights = fusion or (self.dense_weight, self.bm25_weight, self.rrf_k)
+            fused = fuse(dense, lexical, *weights, snapshot.position)
 
         results: list[SearchResult] = []
         kept_spans: list[tuple[str, int, int]] = []

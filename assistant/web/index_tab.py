@@ -37,12 +37,16 @@ def index_tab(ctx: AppContext, demo: gr.Blocks, header: gr.HTML) -> None:
 
         if ctx.engine.retriever.keyword_only:
             raise gr.Error("Calibration needs the finished index; try again when indexing is done.")
-        progress(0, desc="Making questions from your notes and scoring each setting")
+        if not ctx.index_lock.acquire(blocking=False):  # measured on one index version, not one being rewritten
+            raise gr.Error("An index run is in progress; calibrate when it has finished.")
         try:
+            progress(0, desc="Making questions from your notes and scoring each setting")
             result = run(ctx.engine)
-        except Exception as e:  # noqa: BLE001 - the UI edge
+        except Exception as e:  # noqa: BLE001 - the UI edge; TuneError says what to do
             logger.warning("calibration failed: %s", e, exc_info=True)
             raise gr.Error(str(e)) from e
+        finally:
+            ctx.index_lock.release()
         return ctx.status_html(), render.calibration_report_html(result)
 
     status = gr.HTML(ctx.status_html(), elem_id="na-index-status")
