@@ -24,7 +24,7 @@ calibrates them on questions made from the user's own notes
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from assistant.followup import content_words
 from vectorstore.bm25 import analyze
@@ -47,22 +47,6 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()  # hand-set on the bundled notes; ``notes-assistant tune`` replaces them
-
-@dataclass(frozen=True)
-class Evidence:
-    """The signals behind an abstain/answer decision (shown in JSON and evals)."""
-
-    top_cosine: float
-    top_bm25: float
-    content_terms: int
-    missing_terms: tuple[str, ...] = ()
-    missing_names: tuple[str, ...] = ()
-    reasons: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def abstain(self) -> bool:
-        return bool(self.reasons)
-
 
 def _names(question: str) -> list[str]:
     """Capitalised words that are not the first word of a sentence.
@@ -96,6 +80,17 @@ class Signals:
     @property
     def missing_ratio(self) -> float:
         return len(self.missing_terms) / self.terms if self.terms else 0.0
+
+
+@dataclass(frozen=True)
+class Evidence(Signals):
+    """The signals behind an abstain/answer decision and the rules that fired (shown in JSON and evals)."""
+
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def abstain(self) -> bool:
+        return bool(self.reasons)
 
 
 def signals(question: str, top_cosine: float, top_bm25: float, doc_freq) -> Signals:

@@ -120,6 +120,8 @@ def run_sweep(base_settings, dataset_path: Path, configs: Sequence[Mapping[str, 
                              backend, progress, dataset=dataset)
             results.append({
                 "label": label, "settings": dict(config), "chunks": result.metrics["config"]["chunks"],
+                # A chunking variant is another index configuration: the stored calibration is not its own.
+                "calibration": engine.calibration.origin["abstention"],
                 "summary": result.metrics["summary"], "latency_ms": result.metrics["latency_ms"],
                 "out_dir": str(result.out_dir),
             })
@@ -133,9 +135,10 @@ def format_sweep_table(results: Sequence[Mapping], markdown: bool = False) -> st
     header = ["config", "chunks", *TABLE_METRICS, "p50 ms"]
     best = {m: max((r["summary"].get(m) for r in results if r["summary"].get(m) is not None), default=None)
             for m in TABLE_METRICS}
+    mixed = len({r.get("calibration") for r in results}) > 1
     rows = []
     for r in results:
-        cells = [r["label"], str(r["chunks"])]
+        cells = [r["label"] + (" †" if mixed and r.get("calibration") == "default" else ""), str(r["chunks"])]
         for m in TABLE_METRICS:
             v = r["summary"].get(m)
             cells.append(fmt(v) + ("*" if v is not None and v == best[m] and len(results) > 1 else ""))
@@ -143,8 +146,10 @@ def format_sweep_table(results: Sequence[Mapping], markdown: bool = False) -> st
         rows.append(cells)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+        note = "\n† default thresholds: the stored calibration belongs to another index configuration\n" if mixed else ""
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n" + note
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
     out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
-    return "\n".join(out) + "\n(* best in its column)"
+    note = "\n(† default thresholds: the stored calibration belongs to another index configuration)" if mixed else ""
+    return "\n".join(out) + "\n(* best in its column)" + note

@@ -248,3 +248,15 @@ def test_calibration_text_says_how_to_calibrate_when_none_is_stored():
     from assistant.web.render import calibration_text
 
     assert "run notes-assistant tune" in calibration_text(effective(Settings(), None))
+
+
+def test_a_sweep_table_marks_variants_measured_without_the_stored_calibration():
+    from evals.sweep import format_sweep_table
+
+    row = {"chunks": 813, "summary": {"hit@1": 0.8}, "latency_ms": {}}
+    mixed = [{**row, "label": "chunk_tokens=256", "calibration": "tuned"},
+             {**row, "label": "chunk_tokens=128", "calibration": "default"}]
+    table = format_sweep_table(mixed)
+    assert "chunk_tokens=128 †" in table and "chunk_tokens=256 †" not in table and "another index configuration" in table
+    same = [{**r, "calibration": "default"} for r in mixed]
+    assert "†" not in format_sweep_table(same) and "†" not in format_sweep_table(same, markdown=True)
