@@ -5,7 +5,7 @@ Three sources, strongest first:
 1. a value set explicitly in the settings (an ``NOTES_ASSISTANT_*`` variable or a CLI flag)
    — only the fusion weights are settings;
 2. the calibration ``notes-assistant tune`` measured on questions made from the user's own
-   notes, stored in the data dir as ``calibration.json`` for one index configuration
+   notes, stored in the data dir as ``calibration.json``, one entry per index configuration
    (collection, embedding model, chunking: another configuration has other scores);
 3. the defaults (``Settings`` fields, ``abstain.DEFAULT_THRESHOLDS``).
 
@@ -32,14 +32,15 @@ from vectorstore.datadir import DATA_DIR_MARKER
 
 __all__ = [
     "CALIBRATION_NAME", "QUESTIONS_NAME", "FUSION_FIELDS", "Calibration", "StoredCalibration", "CalibrationError",
-    "effective", "calibration_path", "read_calibration", "save_calibration", "reset_calibration", "CalibrationFile",
+    "effective", "calibration_path", "read_calibrations", "save_calibration", "reset_calibration", "CalibrationFile",
 ]
 
 logger = logging.getLogger(__name__)
 
 CALIBRATION_NAME = "calibration.json"
 QUESTIONS_NAME = "calibration-questions.jsonl"  # the synthetic questions it was measured on, for inspection
-FORMAT = 1
+FORMAT = 2  # {"format": 2, "calibrations": [entry, …]}: one entry per index configuration
+ONE_ENTRY_FORMAT = 1  # the first files: one entry, at the top level (still read)
 FUSION_FIELDS = ("dense_weight", "bm25_weight", "rrf_k")
 
 
@@ -58,7 +59,8 @@ class StoredCalibration:
     report: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "collection": self.collection, "created": self.created, "fusion": dict(self.fusion),
+        """One entry of ``calibration.json``."""
+        return {"collection": self.collection, "created": self.created, "fusion": dict(self.fusion),
                 "abstention": self.thresholds.to_json(), "report": self.report}
 
 
@@ -123,34 +125,51 @@ def _check(fusion: dict, thresholds: Thresholds) -> None:
         raise ValueError("missing_ratio must lie in (0, 1] and floor_bm25 be ≥ 0")
 
 
-def read_calibration(path: Path) -> StoredCalibration:
-    """Parse ``calibration.json``.
+def _entry(data: dict) -> StoredCalibration:
+    fusion = {name: float(data["fusion"][name]) for name in FUSION_FIELDS}
+    thresholds = Thresholds(**{k: float(v) for k, v in data["abstention"].items()})
+    _check(fusion, thresholds)
+    return StoredCalibration(str(data["collection"]), fusion, thresholds, str(data.get("created", "")),
+                             dict(data.get("report") or {}))
+
+
+def read_calibrations(path: Path) -> dict[str, StoredCalibration]:
+    """Parse ``calibration.json``: index configuration (physical collection) → its calibration.
 
     Raises:
         CalibrationError: unreadable, not JSON, another format, or a value not finite or out of range.
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
+        if data.get("format") == ONE_ENTRY_FORMAT:
+            entries = [_entry(data)]
+        elif data.get("format") == FORMAT:
+            entries = [_entry(item) for item in data["calibrations"]]
+        else:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
-        fusion = {name: float(data["fusion"][name]) for name in FUSION_FIELDS}
-        thresholds = Thresholds(**{k: float(v) for k, v in data["abstention"].items()})
-        _check(fusion, thresholds)
-        return StoredCalibration(str(data["collection"]), fusion, thresholds, str(data.get("created", "")),
-                                 dict(data.get("report") or {}))
+        return {entry.collection: entry for entry in entries}
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise CalibrationError(f"{path} is unusable ({type(e).__name__}: {e}); run notes-assistant tune "
                                "to measure it again (the defaults apply meanwhile)") from e
 
 
 def save_calibration(data_dir: Path, stored: StoredCalibration) -> Path:
-    """Write ``calibration.json`` atomically (a reader sees the old file or the new one); returns its path."""
+    """Store ``stored`` for its index configuration, keeping the others' (a damaged file is replaced).
+
+    Written atomically: a reader sees the old file or the new one. Returns the path.
+    """
     if not stored.created:
         stored = StoredCalibration(stored.collection, stored.fusion, stored.thresholds,
                                    datetime.now(timezone.utc).isoformat(timespec="seconds"), stored.report)
     path = calibration_path(data_dir)
+    try:
+        entries = read_calibrations(path) if path.exists() else {}
+    except CalibrationError:
+        entries = {}
+    entries[stored.collection] = stored
+    data = {"format": FORMAT, "calibrations": [entry.to_json() for entry in entries.values()]}
     tmp = path.with_name(f".{CALIBRATION_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stored.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -209,16 +228,18 @@ class CalibrationFile:
 
     def _load(self) -> Calibration:
         try:
-            stored = read_calibration(self.path)
+            entries = read_calibrations(self.path)
         except CalibrationError as e:
             logger.warning("%s", e)
             return effective(self.settings, None, str(e))
         collection = self._collection()
-        if stored.collection != collection:
-            return effective(self.settings, None, f"{self.path.name} was measured for the index {stored.collection!r}, "
-                                                  f"not {collection!r} (other settings); run notes-assistant tune again")
+        stored = entries.get(collection)
+        if stored is None:
+            others = ", ".join(repr(name) for name in entries) or "no index"
+            return effective(self.settings, None, f"{self.path.name} was measured for the index {others}, not "
+                                                  f"{collection!r} (other settings); run notes-assistant tune again")
         try:
             return effective(self.settings, stored)
-        except (ValueError, TypeError) as e:  # read_calibration checked the values; never let one stop answering
+        except (ValueError, TypeError) as e:  # read_calibrations checked the values; never let one stop answering
             logger.warning("%s is unusable: %s", self.path, e)
             return effective(self.settings, None, f"{self.path} is unusable ({e}); run notes-assistant tune again")

@@ -323,7 +323,7 @@ def test_calibrate_from_the_index_tab_stores_and_shows_the_calibration(page, sho
         report = page.locator("#na-index-report").inner_text()
         assert "unanswerable questions made from your notes" in report and "abstention_recall" in report
         assert "tuned on your notes" in page.locator("#na-index-status").inner_text()
-        assert json.loads(stored.read_text())["format"] == 1
+        assert json.loads(stored.read_text())["format"] == 2
         page.screenshot(path=str(shots / "08-calibrated.png"))
     finally:
         stored.unlink(missing_ok=True)  # the other tests of this module answer with the defaults

@@ -68,8 +68,10 @@ def test_tune_stores_a_calibration_and_prints_before_and_after(bundled_copy, sma
     for row in ("synthetic hit@1", "synthetic abstention_recall", "golden hit@1", "golden key_fact_recall",
                 "golden answerable_answered"):
         assert row in out
-    stored = json.loads((Path(bundled_copy.data_dir) / CALIBRATION_NAME).read_text())
-    assert stored["format"] == 1 and stored["collection"].startswith("notes-")
+    stored_file = json.loads((Path(bundled_copy.data_dir) / CALIBRATION_NAME).read_text())
+    assert stored_file["format"] == 2 and len(stored_file["calibrations"]) == 1
+    stored = stored_file["calibrations"][0]
+    assert stored["collection"].startswith("notes-")
     assert set(stored["fusion"]) == {"dense_weight", "bm25_weight", "rrf_k"}
     assert set(stored["abstention"]) == set(Thresholds().to_json())
     assert stored["report"]["synthetic_after"]["answered"] >= 0.98  # the constraint tune keeps
@@ -187,7 +189,7 @@ def test_explicit_settings_are_never_stored_as_tuned(bundled_copy, small_golden)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["calibration"]["fusion"]["bm25_weight"] == 3 and out["calibration"]["origin"]["bm25_weight"] == "settings"
-    stored = json.loads((Path(bundled_copy.data_dir) / CALIBRATION_NAME).read_text())["fusion"]
+    stored = json.loads((Path(bundled_copy.data_dir) / CALIBRATION_NAME).read_text())["calibrations"][0]["fusion"]
     assert stored["bm25_weight"] != 3 and stored["rrf_k"] != 60  # what the sweep chose, not the env's values
 
 
@@ -260,3 +262,18 @@ def test_a_sweep_table_marks_variants_measured_without_the_stored_calibration():
     assert "chunk_tokens=128 †" in table and "chunk_tokens=256 †" not in table and "another index configuration" in table
     same = [{**r, "calibration": "default"} for r in mixed]
     assert "†" not in format_sweep_table(same) and "†" not in format_sweep_table(same, markdown=True)
+
+
+def test_each_index_configuration_keeps_its_own_calibration(bundled_copy):
+    """Switching chunk settings and back must not throw the first configuration's calibration away."""
+    from assistant.engine import Engine
+
+    first = Engine(bundled_copy)
+    save_calibration(bundled_copy.data_dir, StoredCalibration(
+        first.indexer.collection_name, {"dense_weight": 1.0, "bm25_weight": 0.75, "rrf_k": 20}, DEFAULT_THRESHOLDS))
+    save_calibration(bundled_copy.data_dir, StoredCalibration(
+        "notes-other-128-0", {"dense_weight": 1.0, "bm25_weight": 0.25, "rrf_k": 5}, DEFAULT_THRESHOLDS))
+    entries = json.loads((Path(bundled_copy.data_dir) / CALIBRATION_NAME).read_text())["calibrations"]
+    assert sorted(e["collection"] for e in entries) == sorted([first.indexer.collection_name, "notes-other-128-0"])
+    calibration = Engine(bundled_copy).calibration
+    assert (calibration.bm25_weight, calibration.rrf_k) == (0.75, 20) and not calibration.problem
