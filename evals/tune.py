@@ -68,7 +68,7 @@ class Probe:
     lexical: list[tuple[str, float]]
     cosine: dict[str, float]
     relevant: frozenset[str]
-    signals: Signals
+    signals: Signals  # its term signals; top_cosine/top_bm25 stay 0 here: they depend on the fusion (``_fused``)
 
 
 @dataclass(frozen=True)
