@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from assistant.abstain import DEFAULT_THRESHOLDS, Thresholds
 from assistant.settings import Settings
-from vectorstore.datadir import DATA_DIR_MARKER
+from vectorstore.datadir import DATA_DIR_MARKER, replace_text
 
 __all__ = [
     "CALIBRATION_NAME", "QUESTIONS_NAME", "FUSION_FIELDS", "Calibration", "StoredCalibration", "CalibrationError",
@@ -168,9 +167,7 @@ def save_calibration(data_dir: Path, stored: StoredCalibration) -> Path:
         entries = {}
     entries[stored.collection] = stored
     data = {"format": FORMAT, "calibrations": [entry.to_json() for entry in entries.values()]}
-    tmp = path.with_name(f".{CALIBRATION_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    replace_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["condense", "needs_context", "followup_kind", "content_words", "KINDS"]
+__all__ = ["condense", "needs_context", "followup_kind", "content_words", "written_like_a_name", "KINDS"]
 
 KINDS = ("swap", "pronoun", "elliptic", "drill_down", "new")
 
@@ -74,6 +74,15 @@ def _is_name(word: str, first: bool) -> bool:
         return True
     upper = sum(c.isupper() for c in word)
     return upper >= 2 or (upper == 1 and word[0].isupper() and not first)
+
+
+def written_like_a_name(word: str) -> bool:
+    """Written like a name even at a sentence start: an acronym, CamelCase or letters with digits.
+
+    >>> written_like_a_name("SQS"), written_like_a_name("CloudFront"), written_like_a_name("Glacier")
+    (True, True, False)
+    """
+    return _is_name(word, first=True)
 
 
 def _names(text: str) -> list[str]:

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from assistant.followup import content_words
+from assistant.followup import content_words, written_like_a_name
 from vectorstore.bm25 import analyze
 
 __all__ = ["SyntheticQuestion", "ABSENT", "make_questions", "to_jsonl_record"]
@@ -127,8 +127,7 @@ def _named(term: str, wrapped: bool) -> bool:
     if wrapped:
         return True
     if len(words) == 1:
-        word = words[0]
-        return sum(c.isupper() for c in word) >= 2 or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+        return written_like_a_name(words[0])
     return all(w[:1].isupper() or not w[:1].isalpha() for w in words)
 
 

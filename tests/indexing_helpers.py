@@ -1,4 +1,4 @@
-"""Helpers shared by the re-indexing tests: small corpora, polling, a real Chroma server, expected chunks."""
+"""Helpers shared by the tests: small corpora, an indexed assistant, polling, a real Chroma server, expected chunks."""
 
 from __future__ import annotations
 
@@ -37,6 +37,18 @@ SMALL_CORPUS = {
         "- roll clothes instead of folding them to save suitcase space\n"
     ),
 }
+
+
+def indexed_assistant(notes: Path, data_dir: Path, embedding_cache: Path, embedder):
+    """``(settings, Assistant)`` over ``notes``, indexed once into ``data_dir`` (the session's cache and model)."""
+    from assistant.engine import Engine
+    from assistant.service import Assistant
+    from assistant.settings import load_settings
+
+    settings = load_settings({}, notes_path=notes, data_dir=data_dir, embedding_cache_dir=embedding_cache)
+    engine = Engine(settings, embedder=embedder)
+    engine.index()
+    return settings, Assistant(engine, settings)
 
 
 def write_corpus(folder: Path, files: dict[str, str] = SMALL_CORPUS) -> Path:

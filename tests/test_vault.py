@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from assistant.cli import cli
 from ingest.frontmatter import read_front_matter
+from tests.indexing_helpers import indexed_assistant
 
 VAULT = Path(__file__).parent / "fixtures" / "vault"
 FRONT_MATTER_LINES = {
@@ -23,16 +24,9 @@ FRONT_MATTER_LINES = {
 @pytest.fixture(scope="module")
 def vault_index(tmp_path_factory, embedding_cache, embedder):
     """The vault copied to tmp and indexed once (settings, assistant)."""
-    from assistant.engine import Engine
-    from assistant.service import Assistant
-    from assistant.settings import load_settings
-
     root = tmp_path_factory.mktemp("vault")
     shutil.copytree(VAULT, root / "vault")
-    settings = load_settings({}, notes_path=root / "vault", data_dir=root / "index", embedding_cache_dir=embedding_cache)
-    engine = Engine(settings, embedder=embedder)
-    engine.index()
-    return settings, Assistant(engine, settings)
+    return indexed_assistant(root / "vault", root / "index", embedding_cache, embedder)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from tests.indexing_helpers import indexed_assistant
+
 NOTE = """# Zephyr guide
 
 ## Setup
@@ -29,17 +31,10 @@ SHORT = 2048  # no rejection may be longer than this, whatever was sent
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, embedding_cache, embedder):
-    from assistant.engine import Engine
-    from assistant.service import Assistant
-    from assistant.settings import load_settings
-
     root = tmp_path_factory.mktemp("edge")
     (root / "notes").mkdir()
     (root / "notes" / "guide.md").write_text(NOTE, encoding="utf-8")
-    settings = load_settings({}, notes_path=root / "notes", data_dir=root / "index", embedding_cache_dir=embedding_cache)
-    engine = Engine(settings, embedder=embedder)
-    engine.index()
-    return settings, Assistant(engine, settings)
+    return indexed_assistant(root / "notes", root / "index", embedding_cache, embedder)
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vectorstore.datadir import replace_text
 from vectorstore.errors import REPAIR_HINT, DamagedIndexError
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT", "IndexConfig", "ManifestFile", "resolve_collection"]
@@ -126,13 +126,8 @@ class ManifestFile:
             self._replace(entries)
 
     def _replace(self, entries: dict[str, dict]) -> None:
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            document = {"format": MANIFEST_FORMAT, "collections": entries}
-            tmp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.path)  # atomic on POSIX
-        finally:
-            tmp.unlink(missing_ok=True)
+        document = {"format": MANIFEST_FORMAT, "collections": entries}
+        replace_text(self.path, json.dumps(document, indent=1, sort_keys=True))
 
     def problem(self) -> str | None:
         """Why the manifest is damaged (e.g. ``"not valid JSON"``), or None when it is sound or absent."""

@@ -6,11 +6,12 @@ says so), so that ``--rebuild`` or a reset never deletes somebody else's data.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from vectorstore.errors import CorruptIndexError
 
-__all__ = ["DATA_DIR_MARKER", "prepare_data_dir"]
+__all__ = ["DATA_DIR_MARKER", "prepare_data_dir", "replace_text"]
 
 DATA_DIR_MARKER = "NOTES_ASSISTANT_INDEX"
 
@@ -44,3 +45,17 @@ def prepare_data_dir(data_dir: Path, take_over: bool = False) -> Path:
             )
         marker.write_text("notes-assistant index; safe to delete the whole folder to start over\n")
     return data_dir
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a reader sees the old file or the new one, never half of it.
+
+    The data dir's small JSON files (the manifest, the calibration) are written this way.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)  # atomic on POSIX
+    finally:
+        tmp.unlink(missing_ok=True)
